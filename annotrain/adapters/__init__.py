@@ -1,0 +1,1 @@
+"""Adapters: one per technology and port (filled by the storage issue)."""

@@ -1,0 +1,88 @@
+"""Errors the domain raises: each carries what a person needs to fix the input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class AnnotrainError(Exception):
+    """Base of every error annotrain raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a labeling config.
+
+    Attributes:
+        tag: The tag the problem is on, as written in the config (``"Labels"``).
+        attribute: The attribute at fault, or None when the tag as a whole is.
+        message: What is wrong.
+        fix: What to change to make it right.
+        line: 1-based line of the tag in the XML, when known.
+        name: The tag's ``name`` attribute, when it has one.
+    """
+
+    tag: str
+    attribute: str | None
+    message: str
+    fix: str
+    line: int | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        who = f'<{self.tag} name="{self.name}">' if self.name else f"<{self.tag}>"
+        attr = f" attribute {self.attribute!r}" if self.attribute else ""
+        return f"{where}{who}{attr}: {self.message}. Fix: {self.fix}"
+
+
+class LabelingConfigError(AnnotrainError):
+    """A labeling config that cannot be used; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("; ".join(str(issue) for issue in self.issues))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProblem:
+    """One reason a batch of tasks was refused.
+
+    Attributes:
+        task_index: 0-based position of the task in the batch.
+        reason: What is wrong and how to fix it.
+        result_id: The result item at fault, when the problem is in one.
+        source: What holds it: ``completion 17``, ``draft #0``, ``prediction #1 (model 2)``.
+    """
+
+    task_index: int
+    reason: str
+    result_id: str | None = None
+    source: str | None = None
+
+    def __str__(self) -> str:
+        where = f"task {self.task_index}"
+        if self.source is not None:
+            where += f", {self.source}"
+        if self.result_id is not None:
+            where += f", result {self.result_id}"
+        return f"{where}: {self.reason}"
+
+
+class TaskImportError(AnnotrainError):
+    """A batch of tasks that was refused whole; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Sequence[ImportProblem]) -> None:
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:20])
+        more = len(self.problems) - 20
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+
+
+class InvalidRequestError(AnnotrainError):
+    """A parameter out of range or inconsistent with the project; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
