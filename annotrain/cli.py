@@ -1,0 +1,217 @@
+"""The ``annotrain`` command: the composition root of the single-node mode.
+
+Exit codes: 0 done, 2 the input was refused (the errors say where and how to
+fix it), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from annotrain import __version__
+from annotrain.domain.config import MAX_CONFIG_BYTES, ProjectSchema, parse_labeling_config
+from annotrain.domain.conll import write_conll
+from annotrain.domain.errors import InvalidRequestError, LabelingConfigError, TaskImportError
+from annotrain.domain.export import ExportFilter, filter_for_export, to_json_min, write_csv
+from annotrain.domain.labelstudio import load_tasks, task_to_json
+from annotrain.domain.selection import select_training_completions
+from annotrain.domain.training_plan import implied_models
+
+EXIT_REFUSED = 2
+FORMATS = ("json", "json_min", "csv", "conll")
+# A task file is read whole to be checked whole before anything is written.
+MAX_TASKS_FILE_BYTES = 2 * 1024**3
+
+
+class _RefusedInputError(Exception):
+    """Input the command will not use; the message is for the user."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except _RefusedInputError as exc:
+        print(f"annotrain: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except LabelingConfigError as exc:
+        _print_errors(f"{args.config}: the labeling config is not valid", exc.issues)
+        return EXIT_REFUSED
+    except TaskImportError as exc:
+        _print_errors(f"{args.input}: the tasks were not imported", exc.problems)
+        return EXIT_REFUSED
+    except InvalidRequestError as exc:
+        print(f"annotrain: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return code
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="annotrain",
+        description="Turn Label Studio annotations into trained NLP and Visual NER models.",
+    )
+    parser.add_argument("--version", action="version", version=f"annotrain {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="work with labeling configs")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_commands.add_parser(
+        "validate",
+        help="check a labeling config and print the models it implies (JSON)",
+        description="Exit 0 and a JSON summary when valid; exit 2 and the errors otherwise.",
+    )
+    validate.add_argument("config", metavar="FILE.xml", type=Path)
+    validate.add_argument(
+        "--classifiers",
+        metavar="NAME,…",
+        help='Choices names to train classifiers for (default: train="true" ones, '
+        "else the first name alphabetically)",
+    )
+    validate.set_defaults(handler=_validate)
+
+    convert = commands.add_parser(
+        "convert",
+        help="check Label Studio JSON against a config and export it",
+        description="Import Label Studio JSON (annotations or completions) checked against "
+        "the config, then export it. CoNLL holds, per task, the completion training would "
+        "use. Exit 2 with the import errors when any task is inconsistent.",
+    )
+    convert.add_argument("--config", required=True, type=Path, metavar="CFG.xml")
+    convert.add_argument("--to", required=True, choices=FORMATS, dest="format")
+    convert.add_argument("input", metavar="IN.json", help="Label Studio JSON; - for stdin")
+    convert.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    convert.add_argument(
+        "--only-ground-truth", action="store_true", help="keep only ground-truth completions"
+    )
+    convert.add_argument(
+        "--skip-empty", action="store_true", help="leave out tasks without completions"
+    )
+    convert.add_argument(
+        "--annotator",
+        action="append",
+        default=[],
+        metavar="WHO",
+        help="keep only completions by this author (repeatable)",
+    )
+    convert.set_defaults(handler=_convert)
+    return parser
+
+
+def _read_config(path: Path) -> ProjectSchema:
+    return parse_labeling_config(_read_bytes(path, MAX_CONFIG_BYTES + 1))
+
+
+def _read_bytes(path: Path | str, limit: int) -> bytes:
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _RefusedInputError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise _RefusedInputError(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def _validate(args: argparse.Namespace) -> int:
+    schema = _read_config(args.config)
+    classifiers = args.classifiers.split(",") if args.classifiers else None
+    json.dump(_summary(schema, classifiers), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _summary(schema: ProjectSchema, classifiers: list[str] | None) -> dict[str, Any]:
+    return {
+        "valid": True,
+        "objects": [
+            {"name": o.name, "tag": o.tag, "value": o.value} for o in schema.objects.values()
+        ],
+        "controls": [
+            {
+                "name": c.name,
+                "tag": c.tag,
+                "to_name": list(c.to_names),
+                "labels": [o.value for o in c.options],
+            }
+            for c in schema.controls.values()
+        ],
+        "models": [
+            {
+                "kind": m.kind.value,
+                "name": m.name,
+                "labels": list(m.labels),
+                "multi_label": m.multi_label,
+                "from_names": list(m.from_names),
+                "to_names": list(m.to_names),
+                "pretrained": {model: list(labels) for model, labels in m.pretrained},
+            }
+            for m in implied_models(schema, classifiers)
+        ],
+        "warnings": [str(w) for w in schema.warnings],
+    }
+
+
+def _convert(args: argparse.Namespace) -> int:
+    schema = _read_config(args.config)
+    # Everything is checked before a byte of output is written.
+    tasks = load_tasks(_read_bytes(args.input, MAX_TASKS_FILE_BYTES), schema)
+    rules = ExportFilter(
+        only_ground_truth=args.only_ground_truth,
+        skip_tasks_without_completions=args.skip_empty,
+        annotators=frozenset(args.annotator),
+    )
+    kept = list(filter_for_export(tasks, rules))
+    with _output(args.output) as out:
+        if args.format == "json":
+            json.dump([task_to_json(t) for t in kept], out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        elif args.format == "json_min":
+            json.dump(list(to_json_min(kept)), out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        elif args.format == "csv":
+            write_csv(kept, out)
+        else:
+            write_conll(select_training_completions(kept).chosen, schema, out)
+    return 0
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[TextIO]:
+    """Stdout, or a file that appears whole or not at all (temp file + rename)."""
+    if path is None:
+        yield sys.stdout
+        return
+    directory = path.resolve().parent
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _print_errors(headline: str, errors: Sequence[object]) -> None:
+    print(f"annotrain: {headline}:", file=sys.stderr)
+    for error in errors:
+        print(f"  - {error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

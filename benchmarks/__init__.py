@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them; each prints a table with ratios against a baseline."""
