@@ -78,56 +78,55 @@ def select_training_completions(
         The chosen pairs and the count of tasks skipped for each reason.
     """
     rules = rules or SelectionRules()
-    priority: dict[str, float] = {m.user: m.priority for m in members}
+    priority: dict[str | None, float] = {m.user: m.priority for m in members}
     chosen: list[tuple[Task, Completion]] = []
     skipped = dict.fromkeys(SkipReason, 0)
-    tags = rules.tags
+    tags, reviewed_only = rules.tags, rules.reviewed_only
+    # Bound once: this loop runs once per task of the project (millions).
+    submitted_state, accepted_verdict = CompletionState.SUBMITTED, ReviewVerdict.ACCEPTED
     for task in tasks:
         if tags and tags.isdisjoint(task.tags):
             skipped[SkipReason.TAG_FILTER] += 1
             continue
         accepted: list[Completion] = []
-        open_: list[Completion] = []
+        unreviewed: list[Completion] = []
         any_submitted = False
         for completion in task.completions:
-            if completion.state is not CompletionState.SUBMITTED:
+            if completion.state is not submitted_state:
                 continue
             any_submitted = True
-            verdict = completion.reviews[-1].verdict if completion.reviews else None
-            if verdict is ReviewVerdict.ACCEPTED:
+            reviews = completion.reviews
+            if not reviews:
+                unreviewed.append(completion)
+            elif reviews[-1].verdict is accepted_verdict:
                 accepted.append(completion)
-            elif verdict is None:
-                open_.append(completion)
-        if accepted:
-            pool = accepted
-        elif rules.reviewed_only:
-            skipped[SkipReason.NOT_REVIEWED if any_submitted else SkipReason.NO_SUBMITTED] += 1
+        pool = accepted or (None if reviewed_only else unreviewed)
+        if not pool:
+            if not any_submitted:
+                skipped[SkipReason.NO_SUBMITTED] += 1
+            elif reviewed_only and not accepted:
+                skipped[SkipReason.NOT_REVIEWED] += 1
+            else:
+                skipped[SkipReason.ALL_REJECTED] += 1
             continue
-        elif open_:
-            pool = open_
-        else:
-            skipped[SkipReason.ALL_REJECTED if any_submitted else SkipReason.NO_SUBMITTED] += 1
-            continue
-        best = pool[0] if len(pool) == 1 else max(pool, key=lambda c: _rank(c, priority))
-        chosen.append((task, best))
+        chosen.append((task, pool[0] if len(pool) == 1 else _best(pool, priority)))
     return Selection(chosen, {reason: n for reason, n in skipped.items() if n})
 
 
-def _rank(
-    completion: Completion, priority: Mapping[str, float]
-) -> tuple[float, bool, str, tuple[int, str]]:
-    author_priority = (
-        priority.get(completion.author, _NON_MEMBER_PRIORITY)
-        if completion.author is not None
-        else _NON_MEMBER_PRIORITY
-    )
+def _best(pool: list[Completion], priority: Mapping[str | None, float]) -> Completion:
+    """The completion of the highest-priority author; the tie-break only runs on ties."""
+    best = pool[0]
+    best_priority = priority.get(best.author, _NON_MEMBER_PRIORITY)
+    for completion in pool[1:]:
+        p = priority.get(completion.author, _NON_MEMBER_PRIORITY)
+        if p > best_priority or (p == best_priority and _tie_key(completion) > _tie_key(best)):
+            best, best_priority = completion, p
+    return best
+
+
+def _tie_key(completion: Completion) -> tuple[bool, str, tuple[int, str]]:
     cid = completion.id
     # Numeric ids compare as numbers (10 after 9), text ids as text, numbers last.
     id_key = (1, f"{cid:030d}") if isinstance(cid, int) else (0, str(cid))
-    return (
-        author_priority,
-        completion.ground_truth,
-        # ISO 8601 times in one zone sort as text.
-        completion.updated_at or completion.created_at or "",
-        id_key,
-    )
+    # ISO 8601 times in one zone sort as text.
+    return (completion.ground_truth, completion.updated_at or completion.created_at or "", id_key)
