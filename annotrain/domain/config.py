@@ -81,6 +81,17 @@ _OPTION_OF_CONTROL: Final = {
 }
 # Objects that need no ``value`` (their data comes from children or elsewhere).
 _OBJECTS_WITHOUT_VALUE: Final = frozenset({"bitmask"})
+# Controls that may name no object: Label Studio ships templates with a <TextArea>
+# or <Rating> without ``toName``, whose answers belong to the task as a whole.
+# Every other control draws on, or chooses about, one object and must name it.
+_CONTROLS_WITHOUT_TARGET: Final = frozenset({"textarea", "rating"})
+# Controls whose answers concern the task as a whole rather than a region of it;
+# Label Studio may store them with the control's own name as ``to_name``
+# (``<Pairwise>``, a transcription ``<TextArea>``). Region controls may not: a
+# span that names no object would escape the offset checks.
+_WHOLE_TASK_CONTROLS: Final = frozenset(
+    {"textarea", "rating", "number", "datetime", "pairwise", "ranker", "choices", "taxonomy"}
+)
 
 
 def _is_true(value: str | None) -> bool:
@@ -217,10 +228,13 @@ class ProjectSchema:
 
         Label Studio stores answers about the task as a whole (a ``<Pairwise>``, a
         ``<TextArea>`` with no ``toName``) with the control's own name, or any
-        object's, as ``to_name``.
+        object's, as ``to_name``. Region controls (``<Labels>``, ``<Rectangle>``…)
+        must name one of their objects.
         """
         if any(t == to_name or _template_matches(t, to_name) for t in control.to_names):
             return True
+        if control.result_type not in _WHOLE_TASK_CONTROLS:
+            return False
         return to_name == control.name or (not control.to_names and to_name in self.objects)
 
 
@@ -249,7 +263,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
 
 
-class _LimitExceeded(Exception):
+class _LimitExceededError(Exception):
     def __init__(self, issue: ConfigIssue) -> None:
         self.issue = issue
 
@@ -271,12 +285,12 @@ class _BoundedTreeBuilder:
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         self._count += 1
         if self._count > MAX_ELEMENTS:
-            raise _LimitExceeded(
+            raise _LimitExceededError(
                 ConfigIssue(tag, None, f"the config has more than {MAX_ELEMENTS} tags",
                             "split the project or use fewer options", self._line())
             )  # fmt: skip
         if len(self._stack) >= MAX_DEPTH:
-            raise _LimitExceeded(
+            raise _LimitExceededError(
                 ConfigIssue(tag, None, f"tags are nested more than {MAX_DEPTH} deep",
                             "flatten the nested <View> tags", self._line())
             )  # fmt: skip
@@ -310,23 +324,27 @@ def _parse_xml(xml: str | bytes) -> _Node:
     )
     builder.parser = parser
     try:
-        parser.feed(raw)
-        root = parser.close()
+        # Text is fed as text: expat then ignores an ``encoding="…"`` declaration
+        # that no longer describes it (the bytes it was decoded from are gone).
+        parser.feed(xml)
+        parser.close()
     except DefusedXmlException as exc:
         raise LabelingConfigError(
-            [ConfigIssue("!DOCTYPE", None,
-                         f"DTDs, entities and external references are refused ({type(exc).__name__})",
+            [ConfigIssue("!DOCTYPE", None, "DTDs, entities and external references are "
+                         f"refused ({type(exc).__name__})",
                          "remove the <!DOCTYPE …> and <!ENTITY …> declarations")]
         ) from None  # fmt: skip
-    except _LimitExceeded as exc:
+    except _LimitExceededError as exc:
         raise LabelingConfigError([exc.issue]) from None
     except ParseError as exc:
         line = exc.position[0] if exc.position else None
+        detail = exc.msg if hasattr(exc, "msg") else exc
         raise LabelingConfigError(
-            [ConfigIssue("View", None, f"not well-formed XML ({exc.msg if hasattr(exc, 'msg') else exc})",
+            [ConfigIssue("View", None, f"not well-formed XML ({detail})",
                          "fix the XML syntax (one root <View>, every tag closed, "
                          "& written as &amp;)", line)]
         ) from None  # fmt: skip
+    root = builder.root
     if root is None:
         raise LabelingConfigError(
             [ConfigIssue("View", None, "the config is empty", "give a <View> with tags")]
@@ -454,18 +472,21 @@ class _SchemaBuilder:
         name = self._claim_name(node, tag)
         to_names = tuple(t.strip() for t in node.attrs.get("toname", "").split(",") if t.strip())
         if not to_names:
-            # Label Studio ships templates with a <Rating> or <TextArea> that names
-            # no object; such results belong to the task as a whole.
             missing = ConfigIssue(tag, "toName", "the control does not say which object it "
                                   "annotates", 'add toName="…" naming an object tag such as <Text>',
                                   node.line, name)  # fmt: skip
-            (self.issues if low in _OPTION_OF_CONTROL else self.warnings).append(missing)
+            (self.warnings if low in _CONTROLS_WITHOUT_TARGET else self.issues).append(missing)
         options: list[Option] = []
         option_tag = _OPTION_OF_CONTROL.get(low)
         if option_tag is not None:
             self._collect_options(node, tag, option_tag, (), options, name)
             self._check_options(node, tag, option_tag, options, name)
-            options = list({(*o.path, o.value): o for o in reversed(options)}.values())[::-1]
+            # A repeated option is kept once, where it first appears, so the options
+            # (and the labels a model predicts) stay in config order.
+            unique: dict[tuple[str, ...], Option] = {}
+            for option in options:
+                unique.setdefault((*option.path, option.value), option)
+            options = list(unique.values())
         if name is not None:
             self.controls[name] = ControlTag(tag, name, to_names, tuple(options), node.attrs,
                                              node.line)  # fmt: skip
@@ -497,6 +518,10 @@ class _SchemaBuilder:
                 )  # fmt: skip
                 # Taxonomy nests choices; a nested choice is known by its path.
                 self._collect_options(child, tag, option_tag, (*path, value), out, control_name)
+            elif low in _CONTROL_TAGS or low in _OBJECT_TAGS:
+                # Label Studio accepts a control or object placed among another
+                # control's options: it is a tag of its own, not an option.
+                self.walk(child)
             elif low not in _OPTION_TAGS:
                 # Label Studio allows <View>, <Header>… between options, for layout.
                 self._collect_options(child, tag, option_tag, path, out, control_name)

@@ -6,6 +6,11 @@ and ``review_status``). Out is always the 1.x spelling. A batch is all or
 nothing: every problem of every task is collected, and one bad task refuses the
 batch.
 
+A task without ``"data"`` is, as in Label Studio, the data itself, unless it
+carries annotations, completions, drafts or predictions: then it is a task whose
+data is missing (Label Studio's frontend examples ship such annotation files),
+and its results are checked like any other.
+
 Offsets are Python string indices. Label Studio's editor counts in UTF-16 code
 units, so for text with characters outside the Basic Multilingual Plane (emoji)
 its offsets run ahead; a span whose ``value.text`` matches only when read as
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from annotrain.domain.config import ControlTag, ObjectTag, ProjectSchema
 from annotrain.domain.errors import ImportProblem, TaskImportError
@@ -34,10 +39,18 @@ from annotrain.domain.tasks import (
 
 MAX_PROBLEMS = 1000
 
-_TASK_KEYS = frozenset({"id", "data", "annotations", "completions", "drafts", "predictions", "tags"})
+_TASK_KEYS = frozenset(
+    {"id", "data", "annotations", "completions", "drafts", "predictions", "tags"}
+)
+# Keys that make an object without "data" a task rather than the data itself.
+_TASK_CONTENT_KEYS = frozenset({"annotations", "completions", "drafts", "predictions"})
+# Where a completion's author may be, in the order they are looked for: Label
+# Studio 1.x ``completed_by`` (a user id or record), Generative AI Lab and Label
+# Studio 0.x ``created_username``, drafts' ``user``.
+_AUTHOR_KEYS = ("completed_by", "created_username", "user")
 _COMPLETION_KEYS = frozenset({
-    "id", "result", "completed_by", "created_username", "user", "was_cancelled", "ground_truth",
-    "honeypot", "lead_time", "created_at", "updated_at", "reviews", "review_status", "draft",
+    "id", "result", *_AUTHOR_KEYS, "was_cancelled", "ground_truth", "honeypot", "lead_time",
+    "created_at", "updated_at", "reviews", "review_status", "draft",
 })  # fmt: skip
 _PREDICTION_KEYS = frozenset({"id", "result", "model_version", "score"})
 _ITEM_KEYS = frozenset({"id", "type", "from_name", "to_name", "value", "score"})
@@ -61,15 +74,25 @@ class _Problems:
 def load_tasks(raw: str | bytes, schema: ProjectSchema) -> list[Task]:
     """Decode a Label Studio JSON file and import its tasks.
 
+    Args:
+        raw: The file's content, as text or bytes (UTF-8, -16 or -32).
+        schema: The project's labeling config; results must agree with it.
+
+    Returns:
+        The tasks, in the order given.
+
     Raises:
-        TaskImportError: When the file is not JSON or any task is inconsistent
-            with the schema.
+        TaskImportError: When the file is not JSON (malformed, nested too deep,
+            numbers too long) or any task is inconsistent with the schema.
     """
     try:
         payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and integers too long to convert;
+        # RecursionError, arrays nested too deep to decode. All are bad files.
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
         raise TaskImportError(
-            [ImportProblem(0, f"the file is not valid JSON ({exc}); export it from Label "
+            [ImportProblem(0, f"the file is not valid JSON ({reason}); export it from Label "
                            "Studio as JSON")]
         ) from None  # fmt: skip
     return parse_tasks(payload, schema)
@@ -111,30 +134,34 @@ def _parse_task(item: Any, schema: ProjectSchema, problems: _Problems) -> Task |
     if not isinstance(item, dict):
         problems.add(f"a task must be a JSON object, got {type(item).__name__}")
         return None
-    if "data" in item:
-        data = item["data"]
-        if not isinstance(data, dict):
-            problems.add('"data" must be an object of the fields the config shows')
-            return None
-        extra = {k: v for k, v in item.items() if k not in _TASK_KEYS}
-        raw_completions = _as_list(item.get("annotations"), "annotations", problems)
-        raw_completions += _as_list(item.get("completions"), "completions", problems)
-        raw_drafts = _as_list(item.get("drafts"), "drafts", problems)
-        raw_predictions = _as_list(item.get("predictions"), "predictions", problems)
-    else:
+    is_task = "data" in item or not _TASK_CONTENT_KEYS.isdisjoint(item)
+    if not is_task:
         # Label Studio takes a task without "data" as the data itself.
-        data, extra, raw_completions, raw_drafts, raw_predictions = item, {}, [], [], []
-    task_id = _json_id(item.get("id") if "data" in item else None, "task id", problems)
-    tags = item.get("tags", []) if "data" in item else []
+        return Task(None, item)
+    data = item.get("data", {})
+    if not isinstance(data, dict):
+        problems.add('"data" must be an object of the fields the config shows')
+        return None
+    extra = {k: v for k, v in item.items() if k not in _TASK_KEYS}
+    raw_completions = _as_list(item.get("annotations"), "annotations", problems)
+    raw_completions += _as_list(item.get("completions"), "completions", problems)
+    raw_drafts = _as_list(item.get("drafts"), "drafts", problems)
+    raw_predictions = _as_list(item.get("predictions"), "predictions", problems)
+    task_id = _json_id(item.get("id"), "task id", problems)
+    tags = item.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         problems.add('"tags" must be a list of strings')
         tags = []
 
-    completions = [
+    parsed = [
         c
         for n, raw in enumerate(raw_completions)
         if (c := _parse_completion(raw, n, data, schema, problems, draft=False)) is not None
     ]
+    # Drafts go after the completions they were listed among, as an export lists
+    # them apart ("drafts"): importing an export gives the same order.
+    completions = [c for c in parsed if c.state is not CompletionState.DRAFT]
+    completions += [c for c in parsed if c.state is CompletionState.DRAFT]
     completions += [
         c
         for n, raw in enumerate(raw_drafts)
@@ -165,18 +192,38 @@ def _json_id(value: Any, what: str, problems: _Problems) -> JsonId | None:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _author(raw: Mapping[str, Any]) -> str | None:
-    who = raw.get("completed_by", raw.get("created_username", raw.get("user")))
-    if isinstance(who, dict):
-        who = who.get("email") or who.get("username") or who.get("id")
-    if who is None or isinstance(who, bool):
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return None
-    return str(who)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _author(raw: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Who made a completion, and under which key it was found."""
+    for key in _AUTHOR_KEYS:
+        who = raw.get(key)
+        if isinstance(who, dict):
+            who = who.get("email") or who.get("username") or who.get("id")
+        if who is not None and not isinstance(who, bool):
+            return str(who), key
+    return None, None
+
+
+def _completion_extra(raw: Mapping[str, Any], author_key: str | None) -> dict[str, Any]:
+    extra = {k: v for k, v in raw.items() if k not in _COMPLETION_KEYS}
+    for key in _AUTHOR_KEYS:
+        who = raw.get(key)
+        if who is None or isinstance(who, bool):
+            continue
+        # The author is exported as "completed_by" text; a user id or user record
+        # is kept as given so Label Studio reads it back, and a second identity
+        # (a created_username beside a completed_by id) is kept too.
+        if key != author_key or not isinstance(who, str):
+            extra[key] = who
+    return extra
 
 
 def _parse_completion(
@@ -196,21 +243,18 @@ def _parse_completion(
         state = CompletionState.CANCELLED
     else:
         state = CompletionState.SUBMITTED
-    extra = {k: v for k, v in raw.items() if k not in _COMPLETION_KEYS}
-    if isinstance(raw.get("completed_by"), dict):
-        # Keep the whole user record for export; the author is its email.
-        extra["completed_by"] = raw["completed_by"]
+    author, author_key = _author(raw)
     return Completion(
         id=cid,
         result=result,
-        author=_author(raw),
+        author=author,
         state=state,
         ground_truth=raw.get("ground_truth") is True or raw.get("honeypot") is True,
         lead_time=_number(raw.get("lead_time")),
         created_at=_optional_str(raw.get("created_at")),
         updated_at=_optional_str(raw.get("updated_at")),
         reviews=_parse_reviews(raw, problems, source),
-        extra=extra,
+        extra=_completion_extra(raw, author_key),
     )
 
 
@@ -218,12 +262,11 @@ def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _parse_reviews(
-    raw: Mapping[str, Any], problems: _Problems, source: str
-) -> tuple[Review, ...]:
+def _parse_reviews(raw: Mapping[str, Any], problems: _Problems, source: str) -> tuple[Review, ...]:
     entries: list[Any] = []
     if "reviews" in raw:
-        entries = _as_list(raw["reviews"], "reviews", problems)
+        # A copy: the review_status appended below must not change the caller's data.
+        entries = list(_as_list(raw["reviews"], "reviews", problems))
     if isinstance(raw.get("review_status"), dict):
         # Generative AI Lab: one review, {"approved": bool, "reviewer", "comment"}.
         status = raw["review_status"]
@@ -237,7 +280,7 @@ def _parse_reviews(
         reviews.append(
             Review(
                 ReviewVerdict.ACCEPTED if accepted else ReviewVerdict.REJECTED,
-                _author({"completed_by": entry.get("reviewer", entry.get("created_by"))}),
+                _author({"completed_by": entry.get("reviewer", entry.get("created_by"))})[0],
                 entry.get("comment") if isinstance(entry.get("comment"), str) else "",
                 _optional_str(entry.get("created_at", entry.get("reviewed_at"))),
             )
@@ -357,7 +400,14 @@ def _check_options(item: ResultItem, control: ControlTag, report: _Reporter) -> 
         return
     allowed = control.allowed_values()
     # Taxonomy answers are paths through nested choices; each step must be declared.
-    values = [v for path in given for v in path] if item.type == "taxonomy" else given
+    if item.type == "taxonomy":
+        if not all(isinstance(path, list) for path in given):
+            report(f"value.taxonomy must be a list of paths, each a list of values of "
+                   f"<{control.tag} name={control.name!r}>")  # fmt: skip
+            return
+        values = [v for path in given for v in path]
+    else:
+        values = given
     unknown = [v for v in values if not isinstance(v, str) or v not in allowed]
     if unknown:
         report(f"{', '.join(map(repr, unknown))} not declared in <{control.tag} "
@@ -393,7 +443,7 @@ def _check_span(
     return value
 
 
-def _is_index(value: Any) -> bool:
+def _is_index(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -491,7 +541,8 @@ def _prediction_to_json(prediction: Prediction) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if prediction.id is not None:
         out["id"] = prediction.id
-    out["model_version"] = prediction.model_version
+    if prediction.model_version is not None:
+        out["model_version"] = prediction.model_version
     if prediction.score is not None:
         out["score"] = prediction.score
     out["result"] = result_to_json(prediction.result)
@@ -511,7 +562,9 @@ def result_to_json(items: Sequence[ResultItem]) -> list[dict[str, Any]]:
             entry["from_name"] = item.from_name
         if item.to_name is not None:
             entry["to_name"] = item.to_name
-        entry["value"] = dict(item.value)
+        # A relation carries no value; one is not invented for it.
+        if item.value or item.type != "relation":
+            entry["value"] = dict(item.value)
         if item.score is not None:
             entry["score"] = item.score
         entry.update(item.extra)

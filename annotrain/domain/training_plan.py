@@ -93,9 +93,7 @@ def implied_models(
 
 
 def _targets(schema: ProjectSchema, control: ControlTag, kinds: frozenset[str]) -> bool:
-    return any(
-        schema.objects[t].tag in kinds for t in control.to_names if t in schema.objects
-    )
+    return any(schema.objects[t].tag in kinds for t in control.to_names if t in schema.objects)
 
 
 def _values(control: ControlTag) -> tuple[str, ...]:
