@@ -1,7 +1,7 @@
 """Label Studio's own config-validity matrix: we accept what it accepts, refuse what it refuses.
 
 Except where our documented rules deliberately differ, listed in ``DIFFERENCES``
-with the reason. Reads the real data (see tests/conftest.py); skips where absent.
+with the reason. Reads the real data (see tests/shared_data.py); skips where absent.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shared_data_dir
+from shared_data import shared_data_dir
 
 from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import LabelingConfigError

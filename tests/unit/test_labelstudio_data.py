@@ -1,6 +1,6 @@
 """Label Studio's own configs and files: they parse and import, or are refused for cause.
 
-Reads the real data (see tests/conftest.py); skips where it is absent.
+Reads the real data (see tests/shared_data.py); skips where it is absent.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shared_data_files, shared_data_id
+from shared_data import shared_data_files, shared_data_id
 
 from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import TaskImportError
