@@ -22,9 +22,8 @@ import random
 import time
 from collections.abc import Iterable
 
-from annotrain.domain.conll import to_conll
-
 from annotrain.domain.config import ProjectSchema, parse_labeling_config
+from annotrain.domain.conll import to_conll
 from annotrain.domain.selection import select_training_completions
 from annotrain.domain.tasks import (
     Completion,

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from annotrain.domain.conll import read_conll
 
 from annotrain.cli import main
+from annotrain.domain.conll import read_conll
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_project"
