@@ -12,17 +12,17 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from annotrain import __version__
 from annotrain.domain.config import MAX_CONFIG_BYTES, ProjectSchema, parse_labeling_config
-from annotrain.domain.conll import write_conll
+from annotrain.domain.conll import ConllExportReport, write_conll
 from annotrain.domain.errors import InvalidRequestError, LabelingConfigError, TaskImportError
 from annotrain.domain.export import ExportFilter, filter_for_export, to_json_min, write_csv
 from annotrain.domain.labelstudio import load_tasks, task_to_json
-from annotrain.domain.selection import select_training_completions
+from annotrain.domain.selection import SkipReason, select_training_completions
 from annotrain.domain.training_plan import implied_models
 
 EXIT_REFUSED = 2
@@ -185,8 +185,30 @@ def _convert(args: argparse.Namespace) -> int:
         elif args.format == "csv":
             write_csv(kept, out)
         else:
-            write_conll(select_training_completions(kept).chosen, schema, out)
+            selection = select_training_completions(kept)
+            report = write_conll(selection.chosen, schema, out)
+            _tell_what_conll_left_out(selection.skipped, report)
     return 0
+
+
+def _tell_what_conll_left_out(skipped: Mapping[SkipReason, int], report: ConllExportReport) -> None:
+    """Say on stderr what the export could not hold, so no label goes missing unseen."""
+    print(f"annotrain: wrote {report.documents} documents", file=sys.stderr)
+    for reason, count in skipped.items():
+        print(f"annotrain: {count} task(s) left out: {reason}", file=sys.stderr)
+    if report.skipped_tasks:
+        ids = ", ".join(map(str, report.skipped_tasks[:20]))
+        print(f"annotrain: task(s) without the NER text left out: {ids}", file=sys.stderr)
+    for region in report.dropped[:50]:
+        span = region.span
+        print(
+            f"annotrain: task {region.task_id}, completion {region.completion_id}, result "
+            f"{region.result_id}: {span.label!r} at {span.start}..{span.end} left out "
+            f"({span.reason})",
+            file=sys.stderr,
+        )
+    if len(report.dropped) > 50:
+        print(f"annotrain: and {len(report.dropped) - 50} more regions", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -70,7 +70,10 @@ def test_convert_to_conll_uses_the_completion_training_would_use(
 ) -> None:
     argv = ["convert", "--config", str(SAMPLE / "config.xml"), "--to", "conll"]
     assert main([*argv, str(SAMPLE / "tasks.json")]) == 0
-    documents = read_conll(capsys.readouterr().out.splitlines())
+    out, err = capsys.readouterr()
+    assert "wrote 6 documents" in err
+    assert "1 task(s) left out: no submitted completion" in err
+    documents = read_conll(out.splitlines())
     # Tasks 1-6 have a usable completion; task 7 only a draft.
     assert len(documents) == 6
     first_sentence_tokens, first_sentence_tags = documents[0][0]
@@ -124,3 +127,25 @@ def test_convert_refuses_a_file_that_is_not_json(
     argv = ["convert", "--config", str(SAMPLE / "config.xml"), "--to", "json", str(bad)]
     assert main(argv) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_convert_to_conll_names_the_overlapping_span_it_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "Mother had breast cancer."
+    overlapping = [
+        ("r1", 11, 24, "Condition"),  # "breast cancer"
+        ("r2", 18, 24, "Medication"),  # "cancer", inside the first
+    ]
+    result = [
+        {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
+         "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]}}
+        for rid, start, end, label in overlapping
+    ]  # fmt: skip
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps([{"id": 1, "data": {"text": text}, "annotations": [
+        {"id": 9, "result": result}]}]))  # fmt: skip
+    argv = ["convert", "--config", str(SAMPLE / "config.xml"), "--to", "conll", str(tasks)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "task 1, completion 9, result r2: 'Medication' at 18..24 left out (overlap)" in err
