@@ -11,8 +11,8 @@ BIN := $(VENV)/bin
 EXTRAS := dev
 # Debian packages the lab needs at run time (installed when running as root).
 DEBIAN_PACKAGES :=
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Constraints pin every package, build back-ends included (PIP_CONSTRAINT reaches
 # pip's isolated build environments too).
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip
