@@ -86,3 +86,39 @@ class InvalidRequestError(AnnotrainError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class NotFoundError(AnnotrainError):
+    """What was asked for does not exist; names what and which."""
+
+    def __init__(self, what: str, key: object) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"{what} {key!r} does not exist")
+
+
+class AlreadyExistsError(AnnotrainError):
+    """Something with that name or id exists already."""
+
+    def __init__(self, what: str, key: object) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"{what} {key!r} already exists")
+
+
+class ConflictError(AnnotrainError):
+    """An update carried a stale revision: someone else changed it first.
+
+    Read it again, apply the change to what is stored now, and retry.
+    """
+
+    def __init__(self, what: str, key: object, expected: int, actual: int | None) -> None:
+        self.what = what
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        now = "it was deleted" if actual is None else f"it is at revision {actual}"
+        super().__init__(
+            f"{what} {key!r} changed since it was read (read at revision {expected}, {now}); "
+            "read it again and retry"
+        )

@@ -88,6 +88,8 @@ class Completion:
         updated_at: ISO 8601 time it was last changed, as given.
         reviews: Reviews in the order they were made; the last one stands.
         extra: Every other key, kept as given.
+        revision: The stored revision this value was read at (0: never stored); an
+            update carrying an older one is refused as a conflict.
     """
 
     id: JsonId | None
@@ -100,6 +102,7 @@ class Completion:
     updated_at: str | None = None
     reviews: tuple[Review, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    revision: int = 0
 
     @property
     def verdict(self) -> ReviewVerdict | None:
@@ -137,6 +140,7 @@ class Task:
         predictions: Model proposals.
         tags: Labels for organising tasks (``Train``, ``Test``, …).
         extra: Every other key, kept as given (``meta``, ``created_at``…).
+        revision: The stored revision this value was read at (0: never stored).
     """
 
     id: JsonId | None
@@ -145,6 +149,7 @@ class Task:
     predictions: tuple[Prediction, ...] = ()
     tags: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)

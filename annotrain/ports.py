@@ -1,0 +1,432 @@
+"""The ports: what the services need from storage, files, jobs, metering and time.
+
+Each is a ``Protocol`` with (at least) two adapters in ``annotrain/adapters``: an
+embedded one for the single node (SQLite, a folder, local processes) and an AWS
+one (DynamoDB, S3, AWS Batch). One contract test suite per port runs against
+every adapter of it (``tests/contract``).
+
+Shared rules:
+
+- Records carry a ``revision``. ``create_*`` stores revision 1; ``update_*`` stores
+  ``revision + 1`` only if the stored revision is the one given, and raises
+  :class:`~annotrain.domain.errors.ConflictError` otherwise. Nothing is ever
+  silently overwritten.
+- ``get_*`` raises :class:`~annotrain.domain.errors.NotFoundError` for what does not
+  exist; ``delete_*`` of something absent is not an error (deletes are idempotent).
+- Every listing is paginated: it returns a :class:`Page` whose ``next_token``, passed
+  back as ``token``, gives the next page; ``None`` means there is no more. Tokens are
+  opaque strings; ``limit`` is at most :data:`MAX_PAGE_SIZE`.
+- Adapters translate their technology's errors into the domain's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Generic, Protocol, TypeVar
+
+from annotrain.domain.records import (
+    ApiToken,
+    JobKind,
+    LicenseRecord,
+    ModelEntry,
+    Project,
+    Run,
+    RunStatus,
+    Server,
+    UsageRecord,
+    User,
+)
+from annotrain.domain.tasks import Completion, Member, Prediction, Review, Task
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing.
+
+    Attributes:
+        items: This page's items.
+        next_token: Pass it back to get the next page; None when this is the last.
+    """
+
+    items: list[T]
+    next_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Which tasks a listing returns.
+
+    Attributes:
+        tags: Only tasks with at least one of these tags; empty for all.
+        has_completions: Only tasks with (True) or without (False) a submitted
+            completion; None for both.
+        has_predictions: Only tasks with (True) or without (False) predictions.
+    """
+
+    tags: frozenset[str] = frozenset()
+    has_completions: bool | None = None
+    has_predictions: bool | None = None
+
+
+class ProjectStore(Protocol):
+    """Projects and their members."""
+
+    def create_project(self, project: Project) -> Project:
+        """Store a new project; returns it with its id assigned and revision 1."""
+        ...
+
+    def get_project(self, project_id: int) -> Project:
+        """The project, or NotFoundError."""
+        ...
+
+    def update_project(self, project: Project) -> Project:
+        """Store a changed project (revision-checked); returns it at its new revision."""
+        ...
+
+    def delete_project(self, project_id: int) -> None:
+        """Delete the project with its members, tasks, completions and predictions."""
+        ...
+
+    def list_projects(self, *, limit: int = 100, token: str | None = None) -> Page[Project]:
+        """Projects, oldest first."""
+        ...
+
+    def put_member(self, project_id: int, member: Member) -> None:
+        """Add a member, or change an existing member's role and priority."""
+        ...
+
+    def remove_member(self, project_id: int, user: str) -> None:
+        """Remove a member."""
+        ...
+
+    def list_members(
+        self, project_id: int, *, limit: int = 100, token: str | None = None
+    ) -> Page[Member]:
+        """Members by user name."""
+        ...
+
+
+class TaskStore(Protocol):
+    """Tasks with their completions, reviews and predictions.
+
+    The store assigns task and completion ids (whole numbers, increasing within a
+    project); ids in what is given are ignored.
+    """
+
+    def add_tasks(self, project_id: int, tasks: Sequence[Task]) -> list[Task]:
+        """Store tasks with their completions and predictions, all or none.
+
+        Returns:
+            The tasks as stored: ids assigned, revision 1, in the order given.
+        """
+        ...
+
+    def get_task(self, project_id: int, task_id: int) -> Task:
+        """The task with its completions (reviews included) and predictions."""
+        ...
+
+    def list_tasks(
+        self,
+        project_id: int,
+        query: TaskQuery | None = None,
+        *,
+        limit: int = 100,
+        token: str | None = None,
+    ) -> Page[Task]:
+        """Tasks in id order, each with its completions and predictions."""
+        ...
+
+    def iter_tasks(self, project_id: int, query: TaskQuery | None = None) -> Iterator[Task]:
+        """Every matching task, page after page: for selection and export."""
+        ...
+
+    def update_task(self, project_id: int, task: Task) -> Task:
+        """Store a task's changed data and tags (revision-checked); completions untouched."""
+        ...
+
+    def delete_task(self, project_id: int, task_id: int) -> None:
+        """Delete a task with its completions and predictions."""
+        ...
+
+    def add_completion(self, project_id: int, task_id: int, completion: Completion) -> Completion:
+        """Store a new completion of a task; returns it with its id and revision 1."""
+        ...
+
+    def update_completion(
+        self, project_id: int, task_id: int, completion: Completion
+    ) -> Completion:
+        """Store a changed completion (revision-checked): result, state, ground truth."""
+        ...
+
+    def delete_completion(self, project_id: int, task_id: int, completion_id: int) -> None:
+        """Delete a completion."""
+        ...
+
+    def add_review(
+        self, project_id: int, task_id: int, completion_id: int, review: Review
+    ) -> Completion:
+        """Append a review to a completion; returns the completion at its new revision."""
+        ...
+
+    def add_predictions(
+        self, project_id: int, predictions: Sequence[tuple[int, Prediction]]
+    ) -> None:
+        """Store predictions, each for the task whose id it comes with, all or none."""
+        ...
+
+
+class RunStore(Protocol):
+    """Runs of training, pre-annotation and OCR jobs."""
+
+    def create_run(self, run: Run) -> Run:
+        """Store a new run under its id (AlreadyExistsError if taken); revision 1."""
+        ...
+
+    def get_run(self, run_id: str) -> Run:
+        """The run, or NotFoundError."""
+        ...
+
+    def update_run(self, run: Run) -> Run:
+        """Store a changed run (revision-checked); returns it at its new revision."""
+        ...
+
+    def list_runs(
+        self, project_id: int, *, limit: int = 100, token: str | None = None
+    ) -> Page[Run]:
+        """A project's runs, newest first: its training history."""
+        ...
+
+    def list_runs_by_status(
+        self, status: RunStatus, *, limit: int = 100, token: str | None = None
+    ) -> Page[Run]:
+        """Runs in a status, oldest first: what is queued, what claims to be running."""
+        ...
+
+
+class ModelStore(Protocol):
+    """The model registry."""
+
+    def register_model(self, entry: ModelEntry) -> ModelEntry:
+        """Store a model as the next version of its name (the given version is ignored)."""
+        ...
+
+    def get_model(self, name: str, version: int | None = None) -> ModelEntry:
+        """A version of a model, the latest when none is given."""
+        ...
+
+    def update_model(self, entry: ModelEntry) -> ModelEntry:
+        """Store a changed entry (revision-checked): where deployed, metrics."""
+        ...
+
+    def list_models(
+        self, *, project_id: int | None = None, limit: int = 100, token: str | None = None
+    ) -> Page[ModelEntry]:
+        """Models by name then version, optionally only those trained on a project."""
+        ...
+
+
+class ServerStore(Protocol):
+    """Running jobs, as the servers page shows them."""
+
+    def put_server(self, server: Server) -> None:
+        """Record a running job (replacing the record of the same run)."""
+        ...
+
+    def remove_server(self, run_id: str) -> None:
+        """Forget a job that stopped."""
+        ...
+
+    def list_servers(self, *, limit: int = 100, token: str | None = None) -> Page[Server]:
+        """Running jobs, oldest first."""
+        ...
+
+
+class UserStore(Protocol):
+    """Users and their API tokens (hashes only)."""
+
+    def create_user(self, user: User) -> User:
+        """Store a new user (AlreadyExistsError if the name is taken); revision 1."""
+        ...
+
+    def get_user(self, name: str) -> User:
+        """The user, or NotFoundError."""
+        ...
+
+    def list_users(self, *, limit: int = 100, token: str | None = None) -> Page[User]:
+        """Users by name."""
+        ...
+
+    def delete_user(self, name: str) -> None:
+        """Delete a user and their tokens."""
+        ...
+
+    def add_token(self, token: ApiToken) -> None:
+        """Store a token hash for an existing user."""
+        ...
+
+    def find_token(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, or None: how a request is authenticated."""
+        ...
+
+    def delete_token(self, token_hash: str) -> None:
+        """Revoke a token."""
+        ...
+
+
+class LicenseStore(Protocol):
+    """License documents as imported."""
+
+    def put_license(self, record: LicenseRecord) -> None:
+        """Store a license (replacing one with the same id)."""
+        ...
+
+    def get_license(self, license_id: str) -> LicenseRecord:
+        """The license, or NotFoundError."""
+        ...
+
+    def list_licenses(self, *, limit: int = 100, token: str | None = None) -> Page[LicenseRecord]:
+        """Licenses by id."""
+        ...
+
+    def delete_license(self, license_id: str) -> None:
+        """Delete a license."""
+        ...
+
+
+class UsageMeter(Protocol):
+    """Server time, recorded by billing dimension."""
+
+    def record_usage(self, record: UsageRecord) -> None:
+        """Record one use; recording the same (run, dimension, start) twice counts once."""
+        ...
+
+    def list_usage(
+        self, *, since: datetime, until: datetime, limit: int = 100, token: str | None = None
+    ) -> Page[UsageRecord]:
+        """Uses that started in [since, until), oldest first."""
+        ...
+
+
+class Store(
+    ProjectStore, TaskStore, RunStore, ModelStore, ServerStore, UserStore, LicenseStore,
+    UsageMeter, Protocol,
+):  # fmt: skip
+    """Everything the lab keeps: what one database adapter provides."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A stored file.
+
+    Attributes:
+        key: Its path in the store (``projects/3/tasks/17/page-1.png``).
+        size: Bytes.
+        content_type: Its media type.
+    """
+
+    key: str
+    size: int
+    content_type: str
+
+
+class BlobStore(Protocol):
+    """Files: task images, dataset snapshots, models, logs, backups. Streams, never whole.
+
+    Keys are relative paths of letters, digits and ``-_.=/``; no ``..``, no leading
+    ``/``. Anything else raises InvalidRequestError naming the key.
+    """
+
+    def put(
+        self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream"
+    ) -> BlobInfo:
+        """Store a file read from ``stream``; it appears whole or not at all."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A stream of the file (NotFoundError if absent); the caller closes it."""
+        ...
+
+    def head(self, key: str) -> BlobInfo:
+        """Size and content type (NotFoundError if absent)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete a file."""
+        ...
+
+    def list(self, prefix: str, *, limit: int = 100, token: str | None = None) -> Page[BlobInfo]:
+        """Files whose key starts with ``prefix``, by key."""
+        ...
+
+
+class PresignedUrls(Protocol):
+    """Direct browser access to files, where the blob store offers it (S3)."""
+
+    def download_url(self, key: str, *, expires_in: int = 900) -> str:
+        """A URL that downloads the file without credentials, for ``expires_in`` seconds."""
+        ...
+
+    def upload_url(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: int = 900
+    ) -> tuple[str, dict[str, str]]:
+        """A URL and form fields for a browser to upload one file of at most ``max_bytes``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What to run: ``python -m batch_jobs.<kind> --run-id <run_id>``.
+
+    Attributes:
+        kind: Which job.
+        run_id: The run it serves; the job reads everything else from the stores.
+        use_gpu: GPU queue or device, else CPU.
+    """
+
+    kind: JobKind
+    run_id: str
+    use_gpu: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """What the runner knows of a job.
+
+    Attributes:
+        status: Where it stands.
+        job_ref: The runner's handle (process id, AWS Batch job id).
+        reason: Why it failed or was cancelled (exit code, signal, Batch reason).
+    """
+
+    status: RunStatus
+    job_ref: str
+    reason: str | None = None
+
+
+class JobRunner(Protocol):
+    """Runs jobs: local processes on a single node, AWS Batch in the cloud."""
+
+    def submit(self, spec: JobSpec) -> str:
+        """Queue a job; returns its handle."""
+        ...
+
+    def cancel(self, run_id: str) -> None:
+        """Stop a job (queued or running); cancelling a finished one does nothing."""
+        ...
+
+    def status(self, run_id: str) -> JobStatus:
+        """Where a submitted job stands (NotFoundError for one never submitted)."""
+        ...
+
+
+class Clock(Protocol):
+    """The time: injected so tests can set it."""
+
+    def now(self) -> datetime:
+        """Now, timezone-aware UTC."""
+        ...
