@@ -67,6 +67,7 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     else:
         request.getfixturevalue("aws")
         import boto3
+
         from annotrain.adapters.s3 import S3BlobStore
 
         s3 = boto3.client("s3", region_name=AWS_REGION)
