@@ -82,3 +82,82 @@ def test_unsafe_keys_are_refused_naming_the_key(blobs: Any, key: str) -> None:
     with pytest.raises(InvalidRequestError) as exc:
         blobs.put(key, io.BytesIO(b"x"))
     assert exc.value.field == "key"
+
+
+def test_put_over_a_file_replaces_it_whole_with_its_new_content_type(blobs: Any) -> None:
+    blobs.put("snapshots/1/data.json", io.BytesIO(b"[1, 2, 3]"), content_type="application/json")
+    info = blobs.put("snapshots/1/data.json", io.BytesIO(b"a,b"), content_type="text/csv")
+    assert blobs.head("snapshots/1/data.json") == info
+    assert (info.size, info.content_type) == (3, "text/csv")
+    with blobs.open("snapshots/1/data.json") as stream:
+        assert stream.read() == b"a,b"
+
+
+def test_an_empty_file_is_a_file(blobs: Any) -> None:
+    assert blobs.put("logs/run-1.log", io.BytesIO(b"")).size == 0
+    with blobs.open("logs/run-1.log") as stream:
+        assert stream.read() == b""
+    assert [b.key for b in blobs.list("logs/").items] == ["logs/run-1.log"]
+
+
+def test_listing_orders_keys_as_strings_even_across_folders(blobs: Any) -> None:
+    # "/" sorts after "-", "." and before "0" and "=": a folder's files do not
+    # simply come before or after its neighbours' names.
+    keys = ["a/b", "a-b", "a.b", "a0", "a/c/d", "a=x", "b", "a/c-e", "A"]
+    for key in keys:
+        blobs.put(key, io.BytesIO(key.encode()), content_type="text/plain")
+    listed = blobs.list("")
+    assert [b.key for b in listed.items] == sorted(keys)
+    assert listed.items[0] == blobs.head("A")
+    paged, token = [], None
+    while True:
+        page = blobs.list("a", limit=2, token=token)
+        paged += [b.key for b in page.items]
+        if (token := page.next_token) is None:
+            break
+    assert paged == sorted(k for k in keys if k.startswith("a"))
+
+
+def test_a_prefix_may_end_partway_through_a_name(blobs: Any) -> None:
+    for key in ["snapshots/7/a.json", "snapshots/70/b.json", "snapshots/7.json", "snapshots/8"]:
+        blobs.put(key, io.BytesIO(b"{}"))
+    assert [b.key for b in blobs.list("snapshots/7").items] == [
+        "snapshots/7.json", "snapshots/7/a.json", "snapshots/70/b.json"
+    ]  # fmt: skip
+    assert blobs.list("nothing/here/").items == []
+
+
+def test_the_longest_key_is_1024_bytes(blobs: Any) -> None:
+    longest = "/".join(["s" * 200] * 5) + "/" + "k" * 19
+    assert len(longest) == 1024
+    assert blobs.put(longest, io.BytesIO(b"x")).key == longest
+    with pytest.raises(InvalidRequestError) as exc:
+        blobs.put(longest + "k", io.BytesIO(b"x"))
+    assert exc.value.field == "key"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"token": "not a token!"}, "token"),
+        ({"prefix": "../"}, "prefix"),
+        ({"prefix": "/logs"}, "prefix"),
+    ],
+)
+def test_listing_refuses_a_bad_limit_token_or_prefix(
+    blobs: Any, arguments: dict[str, Any], field: str
+) -> None:
+    given = {"prefix": "logs/"} | arguments
+    with pytest.raises(InvalidRequestError) as exc:
+        blobs.list(given.pop("prefix"), **given)
+    assert exc.value.field == field
+
+
+@pytest.mark.parametrize("operation", ["open", "head", "delete"])
+def test_every_operation_refuses_unsafe_keys(blobs: Any, operation: str) -> None:
+    with pytest.raises(InvalidRequestError) as exc:
+        getattr(blobs, operation)("a/../../etc/passwd")
+    assert exc.value.field == "key"
+    assert "a/../../etc/passwd" in str(exc.value)
