@@ -1,0 +1,75 @@
+"""Adapters under contract: every test here runs against each adapter of its port.
+
+The AWS adapters run under moto (``mock_aws``); nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AWS_REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A moto AWS account; fake credentials so nothing can reach real AWS."""
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": AWS_REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
+def _dynamodb_store(tmp_path: Path) -> Any:
+    import boto3
+    from annotrain.adapters.dynamodb import DynamoDbStore, create_table
+
+    dynamodb = boto3.client("dynamodb", region_name=AWS_REGION)
+    s3 = boto3.client("s3", region_name=AWS_REGION)
+    s3.create_bucket(Bucket="annotrain-items")
+    create_table(dynamodb, "annotrain")
+    return DynamoDbStore(
+        "annotrain", client=dynamodb, s3_client=s3, overflow_bucket="annotrain-items"
+    )
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A Store: SQLite in a temporary folder, or DynamoDB (+ S3 for big items) under moto."""
+    if request.param == "sqlite":
+        from annotrain.adapters.sqlite import SqliteStore
+
+        sqlite_store = SqliteStore(tmp_path / "lab.db")
+        yield sqlite_store
+        sqlite_store.close()
+    else:
+        request.getfixturevalue("aws")
+        yield _dynamodb_store(tmp_path)
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A BlobStore: a folder, or an S3 bucket under moto."""
+    if request.param == "filesystem":
+        from annotrain.adapters.filesystem import FilesystemBlobStore
+
+        yield FilesystemBlobStore(tmp_path / "blobs")
+    else:
+        request.getfixturevalue("aws")
+        import boto3
+
+        from annotrain.adapters.s3 import S3BlobStore
+
+        s3 = boto3.client("s3", region_name=AWS_REGION)
+        s3.create_bucket(Bucket="annotrain-data")
+        yield S3BlobStore("annotrain-data", client=s3)
