@@ -32,6 +32,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _dynamodb_store(tmp_path: Path) -> Any:
     import boto3
+
     from annotrain.adapters.dynamodb import DynamoDbStore, create_table
 
     dynamodb = boto3.client("dynamodb", region_name=AWS_REGION)
