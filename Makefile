@@ -66,6 +66,7 @@ test: lint typecheck unit
 
 bench: setup
 	$(BIN)/python -m benchmarks.selection_export
+	$(BIN)/python -m benchmarks.sqlite_import
 
 # Re-pin every direct and transitive dependency of every extra into constraints.txt.
 lock:
