@@ -38,6 +38,7 @@ from annotrain.domain.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
+    StoreUnavailableError,
 )
 from annotrain.domain.records import (
     ApiToken,
@@ -94,7 +95,7 @@ _RETRYABLE_CANCELLATIONS: Final = frozenset(
 )
 
 
-class DynamoDbBusyError(RuntimeError):
+class DynamoDbBusyError(StoreUnavailableError):
     """DynamoDB or S3 kept refusing or racing a request after every retry.
 
     Not a domain error: nothing is wrong with the request, the table is short of
@@ -1270,7 +1271,7 @@ class DynamoDbStore:
     ) -> Page[Member]:
         """Members by user name (a consistent Query of ``MEMBER#`` in the project)."""
         prefix = _member_sk("")
-        return self._list(
+        page: Page[Member] = self._list(
             listing=f"members/{project_id}",
             partition=_project_pk(project_id),
             sort_prefix=prefix,
@@ -1282,6 +1283,14 @@ class DynamoDbStore:
                 priority=body["priority"],
             ),
         )
+        if not page.items and token is None:
+            self._require_project(project_id)
+        return page
+
+    def _require_project(self, project_id: int) -> None:
+        """NotFoundError unless the project exists: an empty listing must say which it is."""
+        if self._get_item(_project_pk(project_id), _META) is None:
+            raise NotFoundError("project", project_id)
 
     # --- TaskStore ---------------------------------------------------------------------------
 
@@ -1529,6 +1538,8 @@ class DynamoDbStore:
         matching = (task for task in self._assemble_tasks(stream) if _matches(task, query))
         found = list(islice(matching, limit + 1))
         shown = found[:limit]
+        if not shown and token is None:
+            self._require_project(project_id)
         next_token = None
         if len(found) > limit:
             next_token = _encode_token(listing, {"after": str(shown[-1].id)})
@@ -1537,6 +1548,7 @@ class DynamoDbStore:
     def iter_tasks(self, project_id: int, query: TaskQuery | None = None) -> Iterator[Task]:
         """Every matching task, streamed from one Query followed page after page."""
         query = query or TaskQuery()
+        self._require_project(project_id)
         stream = self._task_range(project_id, _TASKS_FROM, page_items=None)
         return (task for task in self._assemble_tasks(stream) if _matches(task, query))
 
@@ -1600,7 +1612,28 @@ class DynamoDbStore:
     def update_completion(
         self, project_id: int, task_id: int, completion: Completion
     ) -> Completion:
-        """Store a changed completion whole (revision-checked), reviews included."""
+        """Store a changed completion (revision-checked); its reviews stay as stored.
+
+        Reviews change only through :meth:`add_review`. The stored reviews are read
+        first; the write is conditional on the revision, so a review added in
+        between makes this a conflict rather than losing the review.
+        """
+        completion_id = _stored_id(completion.id, "completion")
+        loaded = self._load(_project_pk(project_id), _completion_sk(task_id, completion_id))
+        if loaded is None:
+            raise NotFoundError("completion", completion_id)
+        item, body = loaded
+        if _revision(item) != completion.revision:
+            raise ConflictError("completion", completion_id, completion.revision, _revision(item))
+        stored = _completion_from(body, completion_id=completion_id, revision=_revision(item))
+        return self._write_completion(
+            project_id, task_id, replace(completion, reviews=stored.reviews)
+        )
+
+    def _write_completion(
+        self, project_id: int, task_id: int, completion: Completion
+    ) -> Completion:
+        """Write a completion whole, reviews included, if its revision is still the stored one."""
         completion_id = _stored_id(completion.id, "completion")
         revision = self._update_body(
             _project_pk(project_id),
@@ -1629,7 +1662,7 @@ class DynamoDbStore:
             item, body = loaded
             current = _completion_from(body, completion_id=completion_id, revision=_revision(item))
             try:
-                return self.update_completion(
+                return self._write_completion(
                     project_id, task_id, replace(current, reviews=(*current.reviews, review))
                 )
             except ConflictError:

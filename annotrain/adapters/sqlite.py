@@ -37,6 +37,7 @@ from annotrain.domain.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
+    StoreUnavailableError,
 )
 from annotrain.domain.records import (
     ApiToken,
@@ -839,7 +840,11 @@ class SqliteStore:
         SQLITE_BUSY at once instead of waiting its turn.
         """
         connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            # The busy timeout ran out: another writer held the lock all along.
+            raise StoreUnavailableError(f"the database stayed locked: {exc}") from exc
         try:
             yield connection
             connection.execute("COMMIT")

@@ -122,3 +122,8 @@ class ConflictError(AnnotrainError):
             f"{what} {key!r} changed since it was read (read at revision {expected}, {now}); "
             "read it again and retry"
         )
+
+
+class StoreUnavailableError(AnnotrainError):
+    """Storage is busy or out of capacity after every retry: nothing is wrong with the
+    request, try again later (HTTP 503)."""

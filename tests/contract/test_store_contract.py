@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from annotrain.domain.errors import AlreadyExistsError, ConflictError, NotFoundError
+from annotrain.domain.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from annotrain.domain.records import (
     ApiToken,
     JobKind,
@@ -421,3 +426,50 @@ def test_usage_is_recorded_once_and_listed_by_time(store: Any) -> None:
     ]
     later = store.list_usage(since=NOW, until=NOW + timedelta(days=60))
     assert len(later.items) == 3
+
+
+# --- edges both adapters must agree on ------------------------------------------
+
+
+def test_listing_what_a_missing_project_holds_is_not_found(store: Any) -> None:
+    with pytest.raises(NotFoundError):
+        store.list_tasks(424242)
+    with pytest.raises(NotFoundError):
+        store.list_members(424242)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001])
+def test_a_page_size_out_of_range_is_refused_naming_the_field(store: Any, limit: int) -> None:
+    with pytest.raises(InvalidRequestError) as exc:
+        store.list_projects(limit=limit)
+    assert exc.value.field == "limit"
+
+
+def test_a_token_hash_is_issued_once(store: Any) -> None:
+    store.create_user(User("ana", UserRole.USER, NOW))
+    store.add_token(ApiToken("sha256:same", "ana", NOW))
+    with pytest.raises(AlreadyExistsError):
+        store.add_token(ApiToken("sha256:same", "ana", NOW, "again"))
+
+
+def test_updating_a_completion_keeps_its_reviews(store: Any) -> None:
+    project = new_project(store)
+    (task,) = store.add_tasks(project.id, [sample_task()])
+    (completion,) = task.completions
+    reviewed = store.add_review(
+        project.id, task.id, completion.id, Review(ReviewVerdict.ACCEPTED, "rita")
+    )
+    edited = store.update_completion(
+        project.id, task.id, replace(reviewed, lead_time=9.0, reviews=())
+    )
+    assert edited.reviews == reviewed.reviews
+    assert store.get_task(project.id, task.id).completions == (edited,)
+
+
+def test_a_use_reported_twice_keeps_the_first_report(store: Any) -> None:
+    start = NOW
+    first = UsageRecord("training_gpu_hours", 0.5, start, start + timedelta(minutes=30), "r1")
+    store.record_usage(first)
+    store.record_usage(replace(first, quantity=0.75))
+    (kept,) = store.list_usage(since=NOW, until=NOW + timedelta(hours=1)).items
+    assert kept == first

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from annotrain.adapters.sqlite import SqliteStore, UnusableDatabaseError
-from annotrain.domain.errors import InvalidRequestError, NotFoundError
+from annotrain.domain.errors import InvalidRequestError, NotFoundError, StoreUnavailableError
 from annotrain.domain.records import Project, User, UserRole
 from annotrain.domain.tasks import Completion, Prediction, ResultItem, Task
 from annotrain.ports import TaskQuery
@@ -278,3 +278,17 @@ def test_two_stores_on_one_file_see_each_others_writes(db_path: Path) -> None:
         api.delete_project(project_id)
         with pytest.raises(NotFoundError):
             job.get_project(project_id)
+
+
+def test_a_lock_held_past_the_busy_timeout_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    patient = SqliteStore(path, busy_timeout_s=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailableError, match="locked"):
+            patient.create_user(User("ana", UserRole.USER, NOW))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        patient.close()
