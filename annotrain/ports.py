@@ -16,7 +16,12 @@ Shared rules:
 - Every listing is paginated: it returns a :class:`Page` whose ``next_token``, passed
   back as ``token``, gives the next page; ``None`` means there is no more. Tokens are
   opaque strings; ``limit`` is at most :data:`MAX_PAGE_SIZE`.
-- Adapters translate their technology's errors into the domain's.
+- Listing what a missing project holds raises NotFoundError rather than giving an
+  empty page. A page size outside 1..MAX_PAGE_SIZE raises InvalidRequestError.
+- Adapters translate their technology's errors into the domain's; storage that
+  stays busy after every retry raises
+  :class:`~annotrain.domain.errors.StoreUnavailableError`.
+- Listings ordered by time break ties by id, in the same direction.
 """
 
 from __future__ import annotations
@@ -160,7 +165,10 @@ class TaskStore(Protocol):
     def update_completion(
         self, project_id: int, task_id: int, completion: Completion
     ) -> Completion:
-        """Store a changed completion (revision-checked): result, state, ground truth."""
+        """Store a changed completion (revision-checked): result, state, ground truth.
+
+        Its reviews stay as stored: only :meth:`add_review` changes them.
+        """
         ...
 
     def delete_completion(self, project_id: int, task_id: int, completion_id: int) -> None:
@@ -302,7 +310,7 @@ class UsageMeter(Protocol):
     """Server time, recorded by billing dimension."""
 
     def record_usage(self, record: UsageRecord) -> None:
-        """Record one use; recording the same (run, dimension, start) twice counts once."""
+        """Record one use; the same (run, dimension, start) reported again keeps the first."""
         ...
 
     def list_usage(
