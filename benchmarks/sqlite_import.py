@@ -16,6 +16,12 @@ What it measures, on fresh database files in a temporary folder:
   tokens the full walk handed out.
 - ``iter_tasks``: the whole project the way selection and export read it.
 
+- ``DynamoDB under moto``: the same ``add_tasks`` and paged read through
+  ``DynamoDbStore`` against moto's in-process fake of DynamoDB and S3, on
+  ``--moto-tasks`` tasks. moto is Python code in this process: these figures say
+  nothing about AWS and are printed only to show the adapter's path works at
+  volume and how its request count grows.
+
 The baseline is the naive way, measured in the same run on ``--sample`` tasks
 and extrapolated per completion: writing, one ``add_tasks`` call (one
 transaction and commit) per task; reading, one ``get_task`` per task. The
@@ -176,6 +182,40 @@ def measure_bulk(
     return rows
 
 
+def measure_dynamodb_under_moto(n_tasks: int, seed: int) -> list[Measurement]:
+    """``add_tasks`` and a full paged read through DynamoDbStore, under moto."""
+    import boto3
+    from moto import mock_aws
+
+    from annotrain.adapters.dynamodb import DynamoDbStore, create_table
+
+    tasks = benchmark_tasks(n_tasks, seed)
+    completions = sum(len(task.completions) for task in tasks)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bench-items")
+        create_table(dynamodb, "bench")
+        store = DynamoDbStore("bench", client=dynamodb, s3_client=s3, overflow_bucket="bench-items")
+        created = datetime(2026, 1, 1, tzinfo=UTC)
+        project_id = store.create_project(Project(0, "moto", CONFIG, "bench", created)).id
+        started = time.perf_counter()
+        store.add_tasks(project_id, tasks)
+        write = Measurement("moto: add_tasks", n_tasks, completions, time.perf_counter() - started)
+        started = time.perf_counter()
+        token: str | None = None
+        seen = [0, 0]
+        while True:
+            page = store.list_tasks(project_id, limit=PAGE, token=token)
+            seen[0] += len(page.items)
+            seen[1] += sum(len(task.completions) for task in page.items)
+            if (token := page.next_token) is None:
+                break
+        read = Measurement("moto: list_tasks all pages", seen[0], seen[1],
+                           time.perf_counter() - started)  # fmt: skip
+    return [write, read]
+
+
 def main() -> None:
     """Run the measurements and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,6 +224,7 @@ def main() -> None:
     parser.add_argument("--random-pages", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--moto-tasks", type=int, default=2_000)
     args = parser.parse_args()
 
     # The sample is the first tasks of the bulk import: the generator is deterministic.
@@ -206,6 +247,12 @@ def main() -> None:
     print(f"database file: {size_mb:,.0f} MB for {write.tasks:,} tasks")
     met = "met" if write.completions_per_s >= GOAL_COMPLETIONS_PER_S else "MISSED"
     print(f"goal: ≥{GOAL_COMPLETIONS_PER_S:,} completions/s written: {met}")
+    if args.moto_tasks > 0:
+        print()
+        print("DynamoDB + S3 under moto, an in-process fake: NOT AWS figures")
+        for row in measure_dynamodb_under_moto(args.moto_tasks, args.seed):
+            print(f"{row.step:<32} {row.tasks:>8,} {row.completions:>12,} {row.seconds:>8.2f} "
+                  f"{row.completions_per_s:>9,.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
 """Fixtures for the adapter tests: the store the runners record into.
 
 The runner tests take the store through ``run_store``: the in-memory fake
-(tests/fakes.py) always, and SQLite as well wherever ``annotrain.adapters.sqlite``
-exists, so the runners are checked against the real single-node store too.
+(tests/fakes.py), and SQLite, so the runners are checked against the real
+single-node store too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,7 @@ import pytest
 from fakes import InMemoryStore
 
 
-def _store_kinds() -> list[str]:
-    kinds = ["memory"]
-    if importlib.util.find_spec("annotrain.adapters.sqlite") is not None:
-        kinds.append("sqlite")
-    return kinds
-
-
-@pytest.fixture(params=_store_kinds())
+@pytest.fixture(params=["memory", "sqlite"])
 def run_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Runs, server records and usage: in memory, or SQLite in a temporary folder."""
     if request.param == "memory":
