@@ -5,6 +5,7 @@ The AWS adapters run under moto (``mock_aws``); nothing leaves the machine.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,32 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+def _one_request_at_a_time(client: Any) -> Any:
+    """Make moto apply each DynamoDB request atomically, as DynamoDB does.
+
+    DynamoDB evaluates a condition and writes the item as one step. moto's
+    in-memory table has no lock: two threads' conditional writes can interleave
+    inside it and both pass their condition, which real DynamoDB never allows.
+    Serialising the requests gives moto that atomicity back, so the concurrency
+    tests exercise the adapter's conditions rather than moto's missing lock.
+    """
+    lock = threading.Lock()
+    send = client._make_api_call
+
+    def atomically(operation: str, params: Any) -> Any:
+        with lock:
+            return send(operation, params)
+
+    client._make_api_call = atomically
+    return client
+
+
 def _dynamodb_store(tmp_path: Path) -> Any:
     import boto3
 
     from annotrain.adapters.dynamodb import DynamoDbStore, create_table
 
-    dynamodb = boto3.client("dynamodb", region_name=AWS_REGION)
+    dynamodb = _one_request_at_a_time(boto3.client("dynamodb", region_name=AWS_REGION))
     s3 = boto3.client("s3", region_name=AWS_REGION)
     s3.create_bucket(Bucket="annotrain-items")
     create_table(dynamodb, "annotrain")
