@@ -54,6 +54,14 @@ ROUTES = {
         body={"user": "newbie", "role": "Annotator", "priority": 2},
     ),
     "remove member": Route("DELETE", "/api/v1/projects/{pid}/members/newbie", MANAGERS, 204),
+    "import tasks": Route(
+        "POST",
+        "/api/v1/projects/{pid}/tasks/import",
+        MANAGERS,
+        201,
+        [{"data": {"text": "Aspirin daily."}}],
+    ),
+    "list tasks": Route("GET", "/api/v1/projects/{pid}/tasks", MEMBERS),
 }
 
 
