@@ -22,7 +22,7 @@ SAMPLE := examples/sample_project
 .PHONY: help setup system-deps run test lint format typecheck unit bench lock clean
 
 help:
-	@echo "make run        set up and run the lab (today: validate and convert the sample project)"
+	@echo "make run        set up and serve the lab's HTTP API on http://127.0.0.1:8080"
 	@echo "make test       set up and run lint, type checks and the test suite"
 	@echo "make lint | typecheck | bench | format | lock | clean"
 
@@ -44,9 +44,10 @@ ifneq ($(strip $(DEBIAN_PACKAGES)),)
 	fi
 endif
 
+# Serve the HTTP API on http://127.0.0.1:8080 (OpenAPI at /docs); the first start
+# creates an admin and writes its token to .annotrain/admin-token.
 run: setup
-	$(BIN)/annotrain config validate $(SAMPLE)/config.xml
-	$(BIN)/annotrain convert --config $(SAMPLE)/config.xml --to conll $(SAMPLE)/tasks.json
+	$(BIN)/annotrain serve --data-dir .annotrain
 
 lint: setup
 	$(BIN)/ruff check .
