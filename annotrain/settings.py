@@ -34,7 +34,8 @@ class Settings(BaseSettings):
         data_dir: The single-node data folder (database, files, admin token).
         max_json_bytes: The largest request body accepted, uploads aside.
         max_upload_bytes: The largest ``multipart/form-data`` body accepted.
-        table_name: The DynamoDB table (serverless).
+        table: The DynamoDB table (serverless; ``ANNOTRAIN_TABLE``, as the Batch events
+            function reads it).
         overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
         data_bucket: The S3 bucket for task files, datasets and models (serverless).
     """
@@ -45,7 +46,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".annotrain")
     max_json_bytes: int = Field(default=64 * 1024**2, gt=0)
     max_upload_bytes: int = Field(default=256 * 1024**2, gt=0)
-    table_name: str = ""
+    table: str = ""
     overflow_bucket: str = ""
     data_bucket: str = ""
 

@@ -41,7 +41,7 @@ def _build_store(settings: Settings) -> StorePort:
     if settings.mode == Mode.SERVERLESS:
         from annotrain.adapters.dynamodb import DynamoDbStore
 
-        return DynamoDbStore(settings.table_name, overflow_bucket=settings.overflow_bucket)
+        return DynamoDbStore(settings.table, overflow_bucket=settings.overflow_bucket)
     from annotrain.adapters.sqlite import SqliteStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
