@@ -78,3 +78,23 @@ def list_tasks(
 
 def _only_completions_by(task: Task, author: str) -> Task:
     return replace(task, completions=tuple(c for c in task.completions if c.author == author))
+
+
+def get_task(store: _Stores, principal: Principal, project_id: int, task_id: int) -> Task:
+    """A task with its completions and predictions (any member, admin).
+
+    Annotators see only their own completions.
+    """
+    authorize(store, principal, project_id, ANY_MEMBER, "reading tasks")
+    task = store.get_task(project_id, task_id)
+    if not principal.is_admin:
+        member = find_member(store, project_id, principal.name)
+        if member is not None and member.role == Role.ANNOTATOR:
+            task = _only_completions_by(task, principal.name)
+    return task
+
+
+def delete_task(store: _Stores, principal: Principal, project_id: int, task_id: int) -> None:
+    """Delete a task with its completions and predictions (Owner, Manager, admin)."""
+    authorize(store, principal, project_id, MANAGERS, "deleting tasks")
+    store.delete_task(project_id, task_id)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from annotrain.adapters.sqlite import SqliteStore
 from annotrain.api import create_app
 from annotrain.domain.records import UserRole
-from annotrain.domain.tasks import Member, Role
+from annotrain.domain.tasks import Member, Role, Task
 from annotrain.services.users import create_user
 from annotrain.settings import Settings
 
@@ -40,6 +40,7 @@ class Lab:
     store: SqliteStore
     tokens: dict[str, str]
     project_id: int
+    task_id: int
     tmp_path: Path
 
     def auth(self, role: str) -> dict[str, str]:
@@ -71,4 +72,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             project_id = created.json()["id"]
             for user, role in MEMBER_ROLES.items():
                 store.put_member(project_id, Member(user, role))
-            yield Lab(client, store, tokens, project_id, tmp_path)
+            (task,) = store.add_tasks(project_id, [Task(None, {"text": "Aspirin daily."})])
+            assert isinstance(task.id, int)
+            yield Lab(client, store, tokens, project_id, task.id, tmp_path)

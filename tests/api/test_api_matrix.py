@@ -62,11 +62,13 @@ ROUTES = {
         [{"data": {"text": "Aspirin daily."}}],
     ),
     "list tasks": Route("GET", "/api/v1/projects/{pid}/tasks", MEMBERS),
+    "read task": Route("GET", "/api/v1/projects/{pid}/tasks/{tid}", MEMBERS),
+    "delete task": Route("DELETE", "/api/v1/projects/{pid}/tasks/{tid}", MANAGERS, 204),
 }
 
 
 def _call(lab: Lab, route: Route, headers: dict[str, str]) -> Any:
-    path = route.path.format(pid=lab.project_id)
+    path = route.path.format(pid=lab.project_id, tid=lab.task_id)
     return lab.client.request(route.method, path, json=route.body, headers=headers)
 
 
@@ -109,7 +111,12 @@ def test_every_api_route_is_in_the_matrix(lab: Lab) -> None:
         for method in operations
     }
     covered = {
-        (r.method, r.path.replace("{pid}", "{project_id}").replace("/newbie", "/{member}"))
+        (
+            r.method,
+            r.path.replace("{pid}", "{project_id}")
+            .replace("/newbie", "/{member}")
+            .replace("{tid}", "{task_id}"),
+        )
         for r in ROUTES.values()
     }
     assert served == covered

@@ -13,6 +13,12 @@ from annotrain.services.access import Principal
 from annotrain.services.tasks import list_tasks
 
 
+@pytest.fixture(autouse=True)
+def no_tasks_yet(lab: Lab) -> None:
+    """These tests count tasks: start from none."""
+    lab.store.delete_task(lab.project_id, lab.task_id)
+
+
 def _task(text: str, *, author: str | None = None) -> Any:
     task: dict[str, Any] = {"data": {"text": text}}
     if author is not None:
@@ -127,3 +133,23 @@ def test_a_store_without_counting_gives_the_same_pages(lab: Lab, page: int, page
         )
         walked = list_tasks(plain, admin, lab.project_id, query, page=page, page_size=page_size)  # type: ignore[arg-type]
         assert walked == expected
+
+
+def test_a_task_reads_as_label_studio_json_with_only_an_annotators_own_completions(
+    lab: Lab,
+) -> None:
+    ids = _import(lab, [_task("Aspirin daily.", author="x")]).json()["task_ids"]
+    url = f"/api/v1/projects/{lab.project_id}/tasks/{ids[0]}"
+    owner_view = lab.client.get(url, headers=lab.auth("owner")).json()
+    assert owner_view["data"] == {"text": "Aspirin daily."}
+    assert len(owner_view["annotations"]) == 1
+    assert lab.client.get(url, headers=lab.auth("annotator")).json()["annotations"] == []
+
+
+def test_a_deleted_task_is_gone(lab: Lab) -> None:
+    ids = _import(lab, [_task("Aspirin daily.")]).json()["task_ids"]
+    url = f"/api/v1/projects/{lab.project_id}/tasks/{ids[0]}"
+    assert lab.client.delete(url, headers=lab.auth("manager")).status_code == 204
+    missing = lab.client.get(url, headers=lab.auth("owner"))
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"

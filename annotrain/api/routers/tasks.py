@@ -1,14 +1,14 @@
-"""``/api/v1/projects/{id}/tasks``: import Label Studio JSON, list by page.
+"""``/api/v1/projects/{id}/tasks``: import Label Studio JSON, list by page, read, delete.
 
-Importing takes Owner or Manager (or admin); listing any project role.
-Annotators see only their own completions in listings.
+Importing and deleting take Owner or Manager (or admin); reading any project
+role. Annotators see only their own completions.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from annotrain.api.deps import CurrentUser, Store
 from annotrain.api.schemas import TaskImportOut, TaskPage
@@ -50,3 +50,16 @@ def list_tasks(
     )
     items, total = tasks.list_tasks(store, user, project_id, query, page=page, page_size=page_size)
     return TaskPage(items=[task_to_json(t) for t in items], total=total)
+
+
+@router.get("/{task_id}")
+def read_task(project_id: int, task_id: int, user: CurrentUser, store: Store) -> dict[str, Any]:
+    """Read a task as Label Studio JSON."""
+    return task_to_json(tasks.get_task(store, user, project_id, task_id))
+
+
+@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_task(project_id: int, task_id: int, user: CurrentUser, store: Store) -> Response:
+    """Delete a task with its completions and predictions."""
+    tasks.delete_task(store, user, project_id, task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
