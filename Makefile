@@ -19,12 +19,12 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip
 
 SAMPLE := examples/sample_project
 
-.PHONY: help setup system-deps run test lint format typecheck unit bench lock clean
+.PHONY: help setup system-deps run test lint format typecheck unit bench openapi lock clean
 
 help:
 	@echo "make run        set up and serve the lab's HTTP API on http://127.0.0.1:8080"
 	@echo "make test       set up and run lint, type checks and the test suite"
-	@echo "make lint | typecheck | bench | format | lock | clean"
+	@echo "make lint | typecheck | bench | format | openapi | lock | clean"
 
 setup: system-deps $(STAMP)
 
@@ -64,6 +64,10 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The HTTP API's OpenAPI document, checked in; a test fails when it is out of date.
+openapi: setup
+	$(BIN)/python -m annotrain.api.openapi > docs/openapi.json
 
 bench: setup
 	$(BIN)/python -m benchmarks.selection_export

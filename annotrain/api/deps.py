@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from annotrain.api.identity import principal_from_claims, principal_from_token
 from annotrain.ports import Clock
@@ -13,7 +13,16 @@ from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
 from annotrain.settings import Mode, Settings, get_settings
 
-__all__ = ["AppSettings", "CurrentUser", "Now", "Store", "StoreSource", "get_store"]
+__all__ = [
+    "AppSettings",
+    "CurrentUser",
+    "Now",
+    "ProjectId",
+    "Store",
+    "StoreSource",
+    "TaskId",
+    "get_store",
+]
 
 
 class StoreSource:
@@ -73,3 +82,9 @@ def get_current_user(request: Request, settings: AppSettings) -> Principal:
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+# Ids are 64-bit in every store: larger ones are refused as invalid, not looked up.
+_MAX_ID = 2**63 - 1
+ProjectId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the project's id")]
+TaskId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the task's id")]

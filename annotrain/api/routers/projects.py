@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from annotrain.api.deps import CurrentUser, Now, Store
+from annotrain.api.deps import CurrentUser, Now, ProjectId, Store
 from annotrain.api.schemas import (
     ConfigOut,
     ConfigUpdate,
@@ -57,14 +57,14 @@ def list_projects(
 
 
 @router.get("/{project_id}")
-def read_project(project_id: int, user: CurrentUser, store: Store) -> ProjectOut:
+def read_project(project_id: ProjectId, user: CurrentUser, store: Store) -> ProjectOut:
     """Read a project."""
     return project_out(projects.get_project(store, user, project_id))
 
 
 @router.patch("/{project_id}")
 def update_project(
-    project_id: int, body: ProjectUpdate, user: CurrentUser, store: Store
+    project_id: ProjectId, body: ProjectUpdate, user: CurrentUser, store: Store
 ) -> ProjectOut:
     """Rename a project or change its description."""
     project = projects.update_project(
@@ -74,14 +74,14 @@ def update_project(
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_project(project_id: int, user: CurrentUser, store: Store) -> Response:
+def delete_project(project_id: ProjectId, user: CurrentUser, store: Store) -> Response:
     """Delete a project with its members and tasks."""
     projects.delete_project(store, user, project_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{project_id}/config")
-def read_config(project_id: int, user: CurrentUser, store: Store) -> ConfigOut:
+def read_config(project_id: ProjectId, user: CurrentUser, store: Store) -> ConfigOut:
     """Read a project's labeling config and the models it implies."""
     project = projects.get_project(store, user, project_id)
     _, report = projects.check_config(project.label_config)
@@ -90,7 +90,7 @@ def read_config(project_id: int, user: CurrentUser, store: Store) -> ConfigOut:
 
 @router.put("/{project_id}/config")
 def replace_config(
-    project_id: int, body: ConfigUpdate, user: CurrentUser, store: Store
+    project_id: ProjectId, body: ConfigUpdate, user: CurrentUser, store: Store
 ) -> ConfigOut:
     """Check and replace a project's labeling config; returns the models it implies."""
     project, report = projects.set_config(store, user, project_id, body.labeling_config)

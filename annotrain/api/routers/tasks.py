@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from annotrain.api.deps import CurrentUser, Store
+from annotrain.api.deps import CurrentUser, ProjectId, Store, TaskId
 from annotrain.api.schemas import TaskImportOut, TaskPage
 from annotrain.domain.labelstudio import task_to_json
 from annotrain.ports import MAX_PAGE_SIZE, TaskQuery
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/projects/{project_id}/tasks", tags=["tasks"])
 
 @router.post("/import", status_code=status.HTTP_201_CREATED)
 def import_tasks(
-    project_id: int,
+    project_id: ProjectId,
     payload: Annotated[list[Any], Body(description="Label Studio JSON: a list of tasks")],
     user: CurrentUser,
     store: Store,
@@ -33,7 +33,7 @@ def import_tasks(
 
 @router.get("")
 def list_tasks(
-    project_id: int,
+    project_id: ProjectId,
     user: CurrentUser,
     store: Store,
     page: Annotated[int, Query(ge=1)] = 1,
@@ -53,13 +53,17 @@ def list_tasks(
 
 
 @router.get("/{task_id}")
-def read_task(project_id: int, task_id: int, user: CurrentUser, store: Store) -> dict[str, Any]:
+def read_task(
+    project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store
+) -> dict[str, Any]:
     """Read a task as Label Studio JSON."""
     return task_to_json(tasks.get_task(store, user, project_id, task_id))
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_task(project_id: int, task_id: int, user: CurrentUser, store: Store) -> Response:
+def delete_task(
+    project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store
+) -> Response:
     """Delete a task with its completions and predictions."""
     tasks.delete_task(store, user, project_id, task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
