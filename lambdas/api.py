@@ -5,7 +5,8 @@ needs only that group's IAM rights. Nothing is built at import: the app (and
 with it the settings read and, on the first request that needs it, the store)
 is made on the first invocation and kept for the container's later ones.
 
-Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks) and
+Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks),
+``lambdas.api.completions_handler`` (completions) and
 ``lambdas.api.system_handler`` (system).
 """
 
@@ -27,6 +28,12 @@ def _projects_routers() -> list[APIRouter]:
     return [projects.router, members.router, tasks.router]
 
 
+def _completions_routers() -> list[APIRouter]:
+    from annotrain.api.routers import completions
+
+    return [completions.router]
+
+
 def _system_routers() -> list[APIRouter]:
     from annotrain.api.routers import system
 
@@ -39,7 +46,11 @@ def _handler(group: str) -> Handler:
 
     from annotrain.api import create_app
 
-    routers = {"projects": _projects_routers, "system": _system_routers}[group]()
+    routers = {
+        "projects": _projects_routers,
+        "completions": _completions_routers,
+        "system": _system_routers,
+    }[group]()
     mangum: Handler = Mangum(create_app(routers=routers), lifespan="off")
     return mangum
 
@@ -47,6 +58,11 @@ def _handler(group: str) -> Handler:
 def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Projects, members and tasks."""
     return _handler("projects")(event, context)
+
+
+def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Completions (and, later, reviews)."""
+    return _handler("completions")(event, context)
 
 
 def system_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

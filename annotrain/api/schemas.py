@@ -120,6 +120,14 @@ class SystemOut(BaseModel):
     cost_banner: str | None
 
 
+class CompletionCreate(Request):
+    """A completion of a task: Label Studio result items."""
+
+    result: list[dict[str, Any]] = Field(description="Label Studio result items")
+    draft: bool = Field(default=False, description="keep it a draft instead of submitting it")
+    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+
+
 class TaskImportOut(BaseModel):
     """Tasks imported, all of them."""
 

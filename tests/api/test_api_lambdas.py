@@ -85,6 +85,11 @@ def test_each_function_serves_only_its_routes(lambdas: Any) -> None:
     assert (status, system["mode"]) == (200, "serverless")
     assert _invoke(lambdas.system_handler, "GET", "/api/v1/projects")[0] == 404
     assert _invoke(lambdas.projects_handler, "GET", "/api/v1/system")[0] == 404
+    path = "/api/v1/projects/1/tasks/1/completions"
+    assert _invoke(lambdas.projects_handler, "POST", path, {"result": []})[0] == 404
+    # The completions function serves it (no such project here: a JSON 404 from the route).
+    status, body = _invoke(lambdas.completions_handler, "POST", path, {"result": []})
+    assert (status, body["error"]["message"]) == (404, "project 1 does not exist")
 
 
 def test_importing_the_handlers_builds_nothing() -> None:

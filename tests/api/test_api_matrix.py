@@ -64,6 +64,9 @@ ROUTES = {
     "list tasks": Route("GET", "/api/v1/projects/{pid}/tasks", MEMBERS),
     "read task": Route("GET", "/api/v1/projects/{pid}/tasks/{tid}", MEMBERS),
     "delete task": Route("DELETE", "/api/v1/projects/{pid}/tasks/{tid}", MANAGERS, 204),
+    "create completion": Route(
+        "POST", "/api/v1/projects/{pid}/tasks/{tid}/completions", MEMBERS, 201, {"result": []}
+    ),
 }
 
 

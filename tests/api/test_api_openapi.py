@@ -44,7 +44,10 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
     max_leaves=10,
 )
-FIELDS = ("name", "labeling_config", "description", "user", "role", "priority", "data")
+FIELDS = (
+    "name", "labeling_config", "description", "user", "role", "priority", "data",
+    "result", "draft", "lead_time",
+)  # fmt: skip
 
 
 def _bodies() -> st.SearchStrategy[Any]:
@@ -70,6 +73,7 @@ def _bodies() -> st.SearchStrategy[Any]:
             ("POST", "/api/v1/projects/{pid}/tasks/import"),
             ("GET", "/api/v1/projects/{pid}/tasks"),
             ("GET", "/api/v1/projects/{pid}/tasks/{tid}"),
+            ("POST", "/api/v1/projects/{pid}/tasks/{tid}/completions"),
         ]
     ),
     pid=st.one_of(st.just(1), st.integers(), st.just(2**70), st.text(max_size=8)),
