@@ -284,7 +284,8 @@ def _settings(data_dir: Path | None) -> Settings:
 def _open_store(settings: Settings) -> SqliteStore:
     from annotrain.adapters.sqlite import SqliteStore
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Made private: the database holds token hashes and everyone's annotations.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return SqliteStore(settings.database_path)
 
 

@@ -45,13 +45,19 @@ def _handler(group: str) -> Handler:
     from mangum import Mangum
 
     from annotrain.api import create_app
+    from annotrain.settings import Mode, get_settings
+
+    settings = get_settings()
+    if settings.mode != Mode.SERVERLESS:
+        # Single-node mode would trust bearer tokens against a SQLite file in /var/task.
+        raise RuntimeError("set ANNOTRAIN_MODE=serverless for the API's Lambda functions")
 
     routers = {
         "projects": _projects_routers,
         "completions": _completions_routers,
         "system": _system_routers,
     }[group]()
-    mangum: Handler = Mangum(create_app(routers=routers), lifespan="off")
+    mangum: Handler = Mangum(create_app(routers=routers, settings=settings), lifespan="off")
     return mangum
 
 

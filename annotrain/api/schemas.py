@@ -19,13 +19,13 @@ from annotrain.services.projects import ConfigReport, description_of
 NAME = Field(min_length=1, max_length=200)
 
 
-class Request(BaseModel):
+class RequestBody(BaseModel):
     """A request body: unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class ProjectCreate(Request):
+class ProjectCreate(RequestBody):
     """A new project."""
 
     name: str = NAME
@@ -33,20 +33,20 @@ class ProjectCreate(Request):
     description: str = Field(default="", max_length=10_000)
 
 
-class ProjectUpdate(Request):
+class ProjectUpdate(RequestBody):
     """What to change in a project; fields left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
 
 
-class ConfigUpdate(Request):
+class ConfigUpdate(RequestBody):
     """A project's new labeling config."""
 
     labeling_config: str = Field(min_length=1, description="Label Studio XML")
 
 
-class MemberPut(Request):
+class MemberPut(RequestBody):
     """A member's role and priority."""
 
     user: str = NAME
@@ -120,7 +120,7 @@ class SystemOut(BaseModel):
     cost_banner: str | None
 
 
-class CompletionCreate(Request):
+class CompletionCreate(RequestBody):
     """A completion of a task: Label Studio result items."""
 
     result: list[dict[str, Any]] = Field(description="Label Studio result items")

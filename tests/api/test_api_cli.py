@@ -87,6 +87,7 @@ def test_serve_creates_the_first_admin_with_a_private_token_file(
     assert served["projects"]["total"] == 0
     token_file = data_dir / "admin-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) & 0o077 == 0
     out, err = capsys.readouterr()
     assert str(token_file) in err
     token = token_file.read_text().strip()

@@ -92,6 +92,15 @@ def test_each_function_serves_only_its_routes(lambdas: Any) -> None:
     assert (status, body["error"]["message"]) == (404, "project 1 does not exist")
 
 
+def test_a_function_not_set_to_serverless_refuses_to_start(
+    lambdas: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANNOTRAIN_MODE", "single_node")
+    get_settings.cache_clear()
+    with pytest.raises(RuntimeError, match="ANNOTRAIN_MODE=serverless"):
+        _invoke(lambdas.system_handler, "GET", "/api/v1/system")
+
+
 def test_importing_the_handlers_builds_nothing() -> None:
     code = (
         "import sys, lambdas.api; "

@@ -40,7 +40,11 @@ def test_every_route_has_a_summary(tmp_path: Path) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
     max_leaves=10,
 )
@@ -127,3 +131,22 @@ def test_an_id_no_store_can_hold_is_refused_naming_it(lab: Lab, path: str) -> No
     response = lab.client.get(path.format(big=2**70), headers=lab.auth("admin"))
     assert response.status_code == 422
     assert response.json()["error"]["field"] in ("project_id", "task_id")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/projects/{pid}/tasks/import", b'[{"data": {"text": "x", "n": 1e999}}]'),
+        ("/api/v1/projects/{pid}/tasks/{tid}/completions", b'{"result": [], "lead_time": 1e999}'),
+        ("/api/v1/projects/{pid}/tasks/import", b'[{"data": {"text": "x", "n": NaN}}]'),
+    ],
+)
+def test_numbers_json_cannot_hold_are_refused_not_crashed_on(
+    lab: Lab, path: str, body: bytes
+) -> None:
+    response = lab.client.post(
+        path.format(pid=lab.project_id, tid=lab.task_id),
+        content=body,
+        headers={**lab.auth("owner"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
