@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from annotrain.domain.config import ProjectSchema, parse_labeling_config
@@ -104,11 +103,6 @@ def _check_paging(page: int, page_size: int) -> None:
         raise InvalidRequestError("page", "must be 1 or more")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidRequestError("page_size", f"must be 1 to {MAX_PAGE_SIZE}")
-
-
-def page_count(total: int, page_size: int) -> int:
-    """How many pages ``total`` items fill."""
-    return math.ceil(total / page_size) if total else 0
 
 
 def get_project(store: ProjectStore, principal: Principal, project_id: int) -> Project:
