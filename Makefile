@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Extras the lab and its tests need today; each deployment unit adds its own.
-EXTRAS := dev
+EXTRAS := api,dev
 # Debian packages the lab needs at run time (installed when running as root).
 DEBIAN_PACKAGES :=
 comma := ,
@@ -19,12 +19,12 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip
 
 SAMPLE := examples/sample_project
 
-.PHONY: help setup system-deps run test lint format typecheck unit bench lock clean
+.PHONY: help setup system-deps run test lint format typecheck unit bench openapi lock clean
 
 help:
-	@echo "make run        set up and run the lab (today: validate and convert the sample project)"
+	@echo "make run        set up and serve the lab's HTTP API on http://127.0.0.1:8080"
 	@echo "make test       set up and run lint, type checks and the test suite"
-	@echo "make lint | typecheck | bench | format | lock | clean"
+	@echo "make lint | typecheck | bench | format | openapi | lock | clean"
 
 setup: system-deps $(STAMP)
 
@@ -44,9 +44,10 @@ ifneq ($(strip $(DEBIAN_PACKAGES)),)
 	fi
 endif
 
+# Serve the HTTP API on http://127.0.0.1:8080 (OpenAPI at /docs); the first start
+# creates an admin and writes its token to .annotrain/admin-token.
 run: setup
-	$(BIN)/annotrain config validate $(SAMPLE)/config.xml
-	$(BIN)/annotrain convert --config $(SAMPLE)/config.xml --to conll $(SAMPLE)/tasks.json
+	$(BIN)/annotrain serve --data-dir .annotrain
 
 lint: setup
 	$(BIN)/ruff check .
@@ -63,6 +64,10 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The HTTP API's OpenAPI document, checked in; a test fails when it is out of date.
+openapi: setup
+	$(BIN)/python -m annotrain.api.openapi > docs/openapi.json
 
 bench: setup
 	$(BIN)/python -m benchmarks.selection_export

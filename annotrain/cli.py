@@ -14,16 +14,25 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from annotrain import __version__
 from annotrain.domain.config import MAX_CONFIG_BYTES, ProjectSchema, parse_labeling_config
 from annotrain.domain.conll import ConllExportReport, write_conll
-from annotrain.domain.errors import InvalidRequestError, LabelingConfigError, TaskImportError
+from annotrain.domain.errors import (
+    AlreadyExistsError,
+    InvalidRequestError,
+    LabelingConfigError,
+    TaskImportError,
+)
 from annotrain.domain.export import ExportFilter, filter_for_export, to_json_min, write_csv
 from annotrain.domain.labelstudio import load_tasks, task_to_json
 from annotrain.domain.selection import SkipReason, select_training_completions
 from annotrain.domain.training_plan import implied_models
+
+if TYPE_CHECKING:
+    from annotrain.adapters.sqlite import SqliteStore
+    from annotrain.settings import Settings
 
 EXIT_REFUSED = 2
 FORMATS = ("json", "json_min", "csv", "conll")
@@ -50,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskImportError as exc:
         _print_errors(f"{args.input}: the tasks were not imported", exc.problems)
         return EXIT_REFUSED
-    except InvalidRequestError as exc:
+    except (InvalidRequestError, AlreadyExistsError) as exc:
         print(f"annotrain: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     return code
@@ -105,7 +114,40 @@ def _build_parser() -> argparse.ArgumentParser:
         help="keep only completions by this author (repeatable)",
     )
     convert.set_defaults(handler=_convert)
+
+    users = commands.add_parser("users", help="manage the users of a single-node lab")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    create_user = users_commands.add_parser(
+        "create",
+        help="create a user and print their API token",
+        description="Create a user with an API token. The token is printed once, alone on "
+        "the last line of stdout; only its hash is kept.",
+    )
+    create_user.add_argument("name", metavar="NAME")
+    create_user.add_argument("--role", choices=("admin", "user"), default="user")
+    _add_data_dir(create_user)
+    create_user.set_defaults(handler=_users_create)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API on this machine",
+        description="Serve the HTTP API over the SQLite store in the data folder. The first "
+        "start creates an admin and writes its API token to DATA_DIR/admin-token.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    _add_data_dir(serve)
+    serve.set_defaults(handler=_serve)
     return parser
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the lab's data folder (default: $ANNOTRAIN_DATA_DIR, else .annotrain)",
+    )
 
 
 def _read_config(path: Path) -> ProjectSchema:
@@ -227,6 +269,85 @@ def _output(path: Path | None) -> Iterator[TextIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    """The settings, with the data folder the command line names (the api extra's)."""
+    from annotrain.settings import get_settings
+
+    settings = get_settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
+
+
+def _open_store(settings: Settings) -> SqliteStore:
+    from annotrain.adapters.sqlite import SqliteStore
+
+    # Made private: the database holds token hashes and everyone's annotations.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return SqliteStore(settings.database_path)
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.domain.records import UserRole
+    from annotrain.services.users import create_user
+
+    settings = _settings(args.data_dir)
+    with _open_store(settings) as store:
+        user, token = create_user(store, args.name, UserRole(args.role), SystemClock())
+    print(
+        f"annotrain: created {user.role.value} {user.name!r} in {settings.database_path}; "
+        "their API token follows, shown only this once:",
+        file=sys.stderr,
+    )
+    print(token)
+    return 0
+
+
+#: Where the first start leaves the first admin's token, readable by its owner only.
+ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args.data_dir)
+    store = _open_store(settings)
+    try:
+        app = _serving_app(settings, store)
+        uvicorn.run(app, host=args.host, port=args.port)
+    finally:
+        store.close()
+    return 0
+
+
+def _serving_app(settings: Settings, store: SqliteStore) -> Any:
+    """The app ``serve`` runs; on the first start, the first admin and its token file."""
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.api import create_app
+    from annotrain.services.users import create_first_admin
+
+    clock = SystemClock()
+    token_file = settings.data_dir / ADMIN_TOKEN_FILE
+    first = create_first_admin(store, clock)
+    if first is not None:
+        name, token = first
+        _write_private(token_file, token + "\n")
+        # The token itself never reaches a log: only where it is.
+        print(f"annotrain: created the first admin {name!r}; its API token is in {token_file}",
+              file=sys.stderr)  # fmt: skip
+    return create_app(settings=settings, store=store, clock=clock)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (0600 from the start, never wider)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _print_errors(headline: str, errors: Sequence[object]) -> None:

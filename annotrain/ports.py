@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Generic, Protocol, TypeVar
+from typing import BinaryIO, Generic, Protocol, TypeVar, runtime_checkable
 
 from annotrain.domain.records import (
     ApiToken,
@@ -185,6 +185,32 @@ class TaskStore(Protocol):
         self, project_id: int, predictions: Sequence[tuple[int, Prediction]]
     ) -> None:
         """Store predictions, each for the task whose id it comes with, all or none."""
+        ...
+
+
+@runtime_checkable
+class TaskCounting(Protocol):
+    """Optional, beside :class:`TaskStore`: counting and numbered pages in one query each.
+
+    For listings that show "page N of M". A store without it still serves them,
+    by walking :meth:`TaskStore.iter_tasks` (see ``annotrain.services.tasks``).
+    Implemented by the SQLite store; not (yet) by DynamoDB, where a count is a
+    scan of the project's partition anyway.
+    """
+
+    def count_tasks(self, project_id: int, query: TaskQuery | None = None) -> int:
+        """How many of a project's tasks match (NotFoundError if no project)."""
+        ...
+
+    def list_tasks_at(
+        self,
+        project_id: int,
+        query: TaskQuery | None = None,
+        *,
+        offset: int,
+        limit: int = 100,
+    ) -> list[Task]:
+        """Matching tasks in id order from the ``offset``-th, whole."""
         ...
 
 

@@ -1169,8 +1169,16 @@ class SqliteStore:
         count: int,
     ) -> list[Task]:
         """Up to ``count`` tasks of a project with ids above ``after_id``, whole."""
-        conditions = ["project_id = ?", "id > ?"]
-        params: list[object] = [project_id, after_id]
+        where, params = self._task_filter(project_id, query)
+        sql = _SELECT_TASKS + " WHERE " + where + " AND id > ? ORDER BY id LIMIT ?"
+        rows = db.execute(sql, (*params, after_id, count)).fetchall()
+        return self._assemble_tasks(db, rows)
+
+    @staticmethod
+    def _task_filter(project_id: int, query: TaskQuery | None) -> tuple[str, list[object]]:
+        """The WHERE clause (with its parameters) of a project's tasks matching ``query``."""
+        conditions = ["project_id = ?"]
+        params: list[object] = [project_id]
         if query is not None:
             if query.tags:
                 tags = sorted(query.tags)
@@ -1185,9 +1193,35 @@ class SqliteStore:
             if query.has_predictions is not None:
                 conditions.append("has_predictions = ?")
                 params.append(int(query.has_predictions))
-        sql = _SELECT_TASKS + " WHERE " + " AND ".join(conditions) + " ORDER BY id LIMIT ?"
-        rows = db.execute(sql, (*params, count)).fetchall()
-        return self._assemble_tasks(db, rows)
+        return " AND ".join(conditions), params
+
+    def count_tasks(self, project_id: int, query: TaskQuery | None = None) -> int:
+        """How many of a project's tasks match (NotFoundError if no project)."""
+        where, params = self._task_filter(project_id, query)
+        with self._reading() as db:
+            self._require_project(db, project_id)
+            row = db.execute("SELECT COUNT(*) FROM tasks WHERE " + where, params).fetchone()  # noqa: S608 - "?" marks only
+        return int(row[0])
+
+    def list_tasks_at(
+        self,
+        project_id: int,
+        query: TaskQuery | None = None,
+        *,
+        offset: int,
+        limit: int = 100,
+    ) -> list[Task]:
+        """Matching tasks in id order from the ``offset``-th, whole (NotFoundError if no
+        project): page N of a numbered listing."""
+        limit = _page_size(limit)
+        if offset < 0:
+            raise InvalidRequestError("offset", "must be 0 or more")
+        where, params = self._task_filter(project_id, query)
+        sql = _SELECT_TASKS + " WHERE " + where + " ORDER BY id LIMIT ? OFFSET ?"
+        with self._reading() as db:
+            self._require_project(db, project_id)
+            rows = db.execute(sql, (*params, limit, offset)).fetchall()
+            return self._assemble_tasks(db, rows)
 
     @staticmethod
     def _assemble_tasks(db: sqlite3.Connection, rows: list[Row]) -> list[Task]:

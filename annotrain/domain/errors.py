@@ -127,3 +127,12 @@ class ConflictError(AnnotrainError):
 class StoreUnavailableError(AnnotrainError):
     """Storage is busy or out of capacity after every retry: nothing is wrong with the
     request, try again later (HTTP 503)."""
+
+
+class PermissionDeniedError(AnnotrainError):
+    """The caller is known but their role does not allow this (HTTP 403)."""
+
+    def __init__(self, action: str, allowed: str) -> None:
+        self.action = action
+        self.allowed = allowed
+        super().__init__(f"{action} is for {allowed}")

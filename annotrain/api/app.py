@@ -1,0 +1,74 @@
+"""``create_app``: the one FastAPI app, whole or as a subset of its routers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
+
+from annotrain import __version__
+from annotrain.api.deps import StoreSource
+from annotrain.api.errors import install_error_handlers
+from annotrain.api.limits import BodySizeLimit
+from annotrain.api.routers import completions, members, projects, system, tasks
+from annotrain.ports import Clock, Store
+from annotrain.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def all_routers() -> tuple[APIRouter, ...]:
+    """Every resource's router, in the order the OpenAPI document lists them."""
+    return (system.router, projects.router, members.router, tasks.router, completions.router)
+
+
+def create_app(
+    *,
+    routers: Sequence[APIRouter] | None = None,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build the HTTP API.
+
+    Args:
+        routers: The routers to mount under ``/api/v1`` (default: all). A Lambda
+            function mounts only its group, so it needs only that group's rights.
+        settings: The settings (default: :func:`~annotrain.settings.get_settings`,
+            read from the environment now); routes see the same ones.
+        store: The store (default: built from the settings on the first request).
+        clock: The clock (default: the system clock).
+
+    Returns:
+        The app, with ``GET /health`` (no authentication) besides the routers.
+    """
+    if settings is None:
+        settings = get_settings()
+    if clock is None:
+        from annotrain.adapters.system_clock import SystemClock
+
+        clock = SystemClock()
+    app = FastAPI(
+        title="annotrain",
+        version=__version__,
+        summary="Annotate, train, benchmark and deploy NLP and Visual NER models.",
+    )
+    app.state.store_source = StoreSource(settings, store)
+    app.state.clock = clock
+    the_settings = settings
+    app.dependency_overrides[get_settings] = lambda: the_settings
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit,
+        max_json_bytes=settings.max_json_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+    @app.get("/health", tags=["system"])
+    def health() -> dict[str, str]:
+        """Say the app is up (no authentication)."""
+        return {"status": "ok"}
+
+    for router in all_routers() if routers is None else routers:
+        app.include_router(router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,90 @@
+"""The dependencies routes declare: settings, the store, the clock, the caller."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from annotrain.api.identity import principal_from_claims, principal_from_token
+from annotrain.ports import Clock
+from annotrain.ports import Store as StorePort
+from annotrain.services.access import Principal
+from annotrain.settings import Mode, Settings, get_settings
+
+__all__ = [
+    "AppSettings",
+    "CurrentUser",
+    "Now",
+    "ProjectId",
+    "Store",
+    "StoreSource",
+    "TaskId",
+    "get_store",
+]
+
+
+class StoreSource:
+    """The app's store: the one given, or one built from the settings on first use.
+
+    Built lazily so that creating the app opens no database and makes no AWS
+    client (tests, Lambda cold starts).
+    """
+
+    def __init__(self, settings: Settings, store: StorePort | None = None) -> None:
+        self._settings = settings
+        self._store = store
+        self._lock = threading.Lock()
+
+    def get(self) -> StorePort:
+        """The store, built on first call."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = _build_store(self._settings)
+        return self._store
+
+
+def _build_store(settings: Settings) -> StorePort:
+    if settings.mode == Mode.SERVERLESS:
+        from annotrain.adapters.dynamodb import DynamoDbStore
+
+        return DynamoDbStore(settings.table, overflow_bucket=settings.overflow_bucket)
+    from annotrain.adapters.sqlite import SqliteStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(settings.database_path)
+
+
+def get_store(request: Request) -> StorePort:
+    """The store the app was made with."""
+    source: StoreSource = request.app.state.store_source
+    return source.get()
+
+
+def get_clock(request: Request) -> Clock:
+    """The clock the app was made with."""
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Store = Annotated[StorePort, Depends(get_store)]
+Now = Annotated[Clock, Depends(get_clock)]
+
+
+def get_current_user(request: Request, settings: AppSettings) -> Principal:
+    """The authenticated caller (401 when there is none)."""
+    if settings.mode == Mode.SERVERLESS:
+        return principal_from_claims(request)
+    return principal_from_token(request, get_store(request))
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+# Ids are 64-bit in every store: larger ones are refused as invalid, not looked up.
+_MAX_ID = 2**63 - 1
+ProjectId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the project's id")]
+TaskId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the task's id")]

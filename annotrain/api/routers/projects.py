@@ -1,0 +1,97 @@
+"""``/api/v1/projects``: create, list, read, change, delete; the labeling config.
+
+Reading a project takes any project role (or admin); changing it or its config
+Owner or Manager; deleting it Owner. Callers who are not members are answered
+404, as for a project that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from annotrain.api.deps import CurrentUser, Now, ProjectId, Store
+from annotrain.api.schemas import (
+    ConfigOut,
+    ConfigUpdate,
+    ProjectCreate,
+    ProjectOut,
+    ProjectPage,
+    ProjectUpdate,
+    config_out,
+    project_out,
+)
+from annotrain.ports import MAX_PAGE_SIZE
+from annotrain.services import projects
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_project(body: ProjectCreate, user: CurrentUser, store: Store, clock: Now) -> ProjectOut:
+    """Create a project; its creator becomes its Owner."""
+    project = projects.create_project(
+        store,
+        user,
+        clock,
+        name=body.name,
+        labeling_config=body.labeling_config,
+        description=body.description,
+    )
+    return project_out(project)
+
+
+@router.get("")
+def list_projects(
+    user: CurrentUser,
+    store: Store,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+) -> ProjectPage:
+    """List the projects you are a member of (admins: all), oldest first."""
+    items, total = projects.list_projects(store, user, page=page, page_size=page_size)
+    return ProjectPage(
+        items=[project_out(p) for p in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/{project_id}")
+def read_project(project_id: ProjectId, user: CurrentUser, store: Store) -> ProjectOut:
+    """Read a project."""
+    return project_out(projects.get_project(store, user, project_id))
+
+
+@router.patch("/{project_id}")
+def update_project(
+    project_id: ProjectId, body: ProjectUpdate, user: CurrentUser, store: Store
+) -> ProjectOut:
+    """Rename a project or change its description."""
+    project = projects.update_project(
+        store, user, project_id, name=body.name, description=body.description
+    )
+    return project_out(project)
+
+
+@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_project(project_id: ProjectId, user: CurrentUser, store: Store) -> Response:
+    """Delete a project with its members and tasks."""
+    projects.delete_project(store, user, project_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{project_id}/config")
+def read_config(project_id: ProjectId, user: CurrentUser, store: Store) -> ConfigOut:
+    """Read a project's labeling config and the models it implies."""
+    project = projects.get_project(store, user, project_id)
+    _, report = projects.check_config(project.label_config)
+    return config_out(project.label_config, report)
+
+
+@router.put("/{project_id}/config")
+def replace_config(
+    project_id: ProjectId, body: ConfigUpdate, user: CurrentUser, store: Store
+) -> ConfigOut:
+    """Check and replace a project's labeling config; returns the models it implies."""
+    project, report = projects.set_config(store, user, project_id, body.labeling_config)
+    return config_out(project.label_config, report)

@@ -1,0 +1,182 @@
+"""The HTTP contract: request and response bodies, kept apart from the domain.
+
+Requests refuse fields they do not know (``extra="forbid"``); responses are built
+from domain values by the explicit ``*_out`` functions below.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from annotrain.domain.records import Project
+from annotrain.domain.tasks import Member, Role
+from annotrain.domain.training_plan import ModelSpec
+from annotrain.services.projects import ConfigReport, description_of
+
+NAME = Field(min_length=1, max_length=200)
+
+
+class RequestBody(BaseModel):
+    """A request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectCreate(RequestBody):
+    """A new project."""
+
+    name: str = NAME
+    labeling_config: str = Field(min_length=1, description="Label Studio XML")
+    description: str = Field(default="", max_length=10_000)
+
+
+class ProjectUpdate(RequestBody):
+    """What to change in a project; fields left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class ConfigUpdate(RequestBody):
+    """A project's new labeling config."""
+
+    labeling_config: str = Field(min_length=1, description="Label Studio XML")
+
+
+class MemberPut(RequestBody):
+    """A member's role and priority."""
+
+    user: str = NAME
+    role: Role
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+
+
+class ProjectOut(BaseModel):
+    """A project."""
+
+    id: int
+    name: str
+    description: str
+    labeling_config: str
+    created_by: str
+    created_at: datetime
+    revision: int
+
+
+class ProjectPage(BaseModel):
+    """One page of projects."""
+
+    items: list[ProjectOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class ModelOut(BaseModel):
+    """A model the labeling config implies."""
+
+    kind: str
+    name: str
+    labels: list[str]
+    multi_label: bool
+    from_names: list[str]
+    to_names: list[str]
+    pretrained: dict[str, list[str]]
+
+
+class ConfigOut(BaseModel):
+    """A labeling config that passed, with the models it implies."""
+
+    labeling_config: str
+    models: list[ModelOut]
+    warnings: list[str]
+
+
+class MemberOut(BaseModel):
+    """A project member."""
+
+    user: str
+    role: Role
+    priority: int
+
+
+class MemberList(BaseModel):
+    """A project's members, by user name."""
+
+    items: list[MemberOut]
+
+
+class SystemOut(BaseModel):
+    """What the lab is and what it runs on."""
+
+    version: str
+    mode: str
+    gpu_available: bool
+    gpu: str = Field(description='"GPU Resource Available" or "no GPU"')
+    license: str
+    cost_banner: str | None
+
+
+class CompletionCreate(RequestBody):
+    """A completion of a task: Label Studio result items."""
+
+    result: list[dict[str, Any]] = Field(description="Label Studio result items")
+    draft: bool = Field(default=False, description="keep it a draft instead of submitting it")
+    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+
+
+class TaskImportOut(BaseModel):
+    """Tasks imported, all of them."""
+
+    imported: int
+    task_ids: list[int]
+
+
+class TaskPage(BaseModel):
+    """One page of tasks, as Label Studio JSON."""
+
+    items: list[dict[str, Any]]
+    total: int
+
+
+def project_out(project: Project) -> ProjectOut:
+    """A project as the API shows it."""
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        description=description_of(project),
+        labeling_config=project.label_config,
+        created_by=project.created_by,
+        created_at=project.created_at,
+        revision=project.revision,
+    )
+
+
+def model_out(spec: ModelSpec) -> ModelOut:
+    """An implied model as the API shows it."""
+    return ModelOut(
+        kind=spec.kind.value,
+        name=spec.name,
+        labels=list(spec.labels),
+        multi_label=spec.multi_label,
+        from_names=list(spec.from_names),
+        to_names=list(spec.to_names),
+        pretrained={model: list(labels) for model, labels in spec.pretrained},
+    )
+
+
+def config_out(labeling_config: str, report: ConfigReport) -> ConfigOut:
+    """A checked config as the API shows it."""
+    return ConfigOut(
+        labeling_config=labeling_config,
+        models=[model_out(spec) for spec in report.models],
+        warnings=list(report.warnings),
+    )
+
+
+def member_out(member: Member) -> MemberOut:
+    """A member as the API shows it."""
+    return MemberOut(user=member.user, role=member.role, priority=member.priority)

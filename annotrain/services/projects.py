@@ -1,0 +1,201 @@
+"""Project use cases: create, list, change, delete; members; labeling config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from annotrain.domain.config import ProjectSchema, parse_labeling_config
+from annotrain.domain.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from annotrain.domain.records import Project
+from annotrain.domain.tasks import Member, Role
+from annotrain.domain.training_plan import ModelSpec, implied_models
+from annotrain.ports import MAX_PAGE_SIZE, Clock, ProjectStore, UserStore
+from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
+
+DESCRIPTION_KEY = "description"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReport:
+    """A labeling config that passed, with what it implies.
+
+    Attributes:
+        models: The models the config implies.
+        warnings: What is accepted but ignored (unknown tags…).
+    """
+
+    models: tuple[ModelSpec, ...]
+    warnings: tuple[str, ...]
+
+
+def check_config(xml: str) -> tuple[ProjectSchema, ConfigReport]:
+    """Parse a labeling config (LabelingConfigError listing every issue if unusable)."""
+    schema = parse_labeling_config(xml)
+    report = ConfigReport(implied_models(schema), tuple(str(w) for w in schema.warnings))
+    return schema, report
+
+
+def description_of(project: Project) -> str:
+    """The project's description (kept in its settings)."""
+    value = project.settings.get(DESCRIPTION_KEY, "")
+    return value if isinstance(value, str) else ""
+
+
+def create_project(
+    store: ProjectStore,
+    principal: Principal,
+    clock: Clock,
+    *,
+    name: str,
+    labeling_config: str,
+    description: str = "",
+) -> Project:
+    """Create a project whose creator becomes its Owner.
+
+    Raises:
+        LabelingConfigError: The config is not usable; nothing is stored.
+    """
+    check_config(labeling_config)
+    project = store.create_project(
+        Project(
+            id=0,
+            name=name,
+            label_config=labeling_config,
+            created_by=principal.name,
+            created_at=clock.now(),
+            settings={DESCRIPTION_KEY: description} if description else {},
+        )
+    )
+    try:
+        store.put_member(project.id, Member(principal.name, Role.OWNER))
+    except BaseException:
+        # A project nobody owns would be visible to admins only: take it back.
+        store.delete_project(project.id)
+        raise
+    return project
+
+
+def list_projects(
+    store: ProjectStore, principal: Principal, *, page: int, page_size: int
+) -> tuple[list[Project], int]:
+    """One page of the projects the principal may see (admins: all), and their total.
+
+    Walks every project: fine for the hundreds of projects a lab holds; a
+    per-user index belongs in the stores when that stops being true.
+    """
+    _check_paging(page, page_size)
+    visible: list[Project] = []
+    token: str | None = None
+    while True:
+        batch = store.list_projects(limit=MAX_PAGE_SIZE, token=token)
+        for project in batch.items:
+            if principal.is_admin or find_member(store, project.id, principal.name):
+                visible.append(project)
+        if batch.next_token is None:
+            break
+        token = batch.next_token
+    start = (page - 1) * page_size
+    return visible[start : start + page_size], len(visible)
+
+
+def _check_paging(page: int, page_size: int) -> None:
+    if page < 1:
+        raise InvalidRequestError("page", "must be 1 or more")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidRequestError("page_size", f"must be 1 to {MAX_PAGE_SIZE}")
+
+
+def get_project(store: ProjectStore, principal: Principal, project_id: int) -> Project:
+    """A project any member (or an admin) may read."""
+    return authorize(store, principal, project_id, ANY_MEMBER, "reading the project")
+
+
+def update_project(
+    store: ProjectStore,
+    principal: Principal,
+    project_id: int,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Project:
+    """Rename a project or change its description (Owner, Manager, admin)."""
+    project = authorize(store, principal, project_id, MANAGERS, "changing the project")
+    settings = dict(project.settings)
+    if description is not None:
+        settings[DESCRIPTION_KEY] = description
+    changed = replace(project, name=project.name if name is None else name, settings=settings)
+    return store.update_project(changed)
+
+
+def delete_project(store: ProjectStore, principal: Principal, project_id: int) -> None:
+    """Delete a project with its tasks (its Owner or an admin)."""
+    authorize(store, principal, project_id, frozenset({Role.OWNER}), "deleting the project")
+    store.delete_project(project_id)
+
+
+def set_config(
+    store: ProjectStore, principal: Principal, project_id: int, labeling_config: str
+) -> tuple[Project, ConfigReport]:
+    """Replace a project's labeling config after checking it (Owner, Manager, admin)."""
+    project = authorize(store, principal, project_id, MANAGERS, "changing the labeling config")
+    _, report = check_config(labeling_config)
+    return store.update_project(replace(project, label_config=labeling_config)), report
+
+
+def list_members(store: ProjectStore, principal: Principal, project_id: int) -> list[Member]:
+    """Every member of a project (any member, or an admin, may look)."""
+    authorize(store, principal, project_id, ANY_MEMBER, "listing members")
+    members: list[Member] = []
+    token: str | None = None
+    while True:
+        page = store.list_members(project_id, limit=MAX_PAGE_SIZE, token=token)
+        members.extend(page.items)
+        if page.next_token is None:
+            return members
+        token = page.next_token
+
+
+def put_member(
+    store: ProjectStore,
+    users: UserStore | None,
+    principal: Principal,
+    project_id: int,
+    member: Member,
+) -> Member:
+    """Add a member or change one's role and priority (Owner, Manager, admin).
+
+    Only Owners and admins may grant the Owner role or change an Owner.
+
+    Args:
+        users: Where users are kept, to refuse unknown names; None where users
+            live elsewhere (Cognito, serverless).
+    """
+    _authorize_member_change(store, principal, project_id, member.user, member.role)
+    if users is not None:
+        try:
+            users.get_user(member.user)
+        except NotFoundError:
+            raise InvalidRequestError("user", f"no user is called {member.user!r}") from None
+    store.put_member(project_id, member)
+    return member
+
+
+def remove_member(store: ProjectStore, principal: Principal, project_id: int, user: str) -> None:
+    """Remove a member (Owner, Manager, admin; only Owners and admins remove an Owner)."""
+    _authorize_member_change(store, principal, project_id, user, None)
+    store.remove_member(project_id, user)
+
+
+def _authorize_member_change(
+    store: ProjectStore, principal: Principal, project_id: int, user: str, role: Role | None
+) -> None:
+    authorize(store, principal, project_id, MANAGERS, "changing members")
+    if principal.is_admin:
+        return
+    caller = find_member(store, project_id, principal.name)
+    current = find_member(store, project_id, user)
+    touches_owner = role == Role.OWNER or (current is not None and current.role == Role.OWNER)
+    if touches_owner and (caller is None or caller.role != Role.OWNER):
+        raise PermissionDeniedError(
+            "granting, changing or removing the Owner role", "Owners and admins"
+        )

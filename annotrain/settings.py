@@ -1,0 +1,62 @@
+"""The lab's settings: the only place environment variables are read.
+
+Every setting is an environment variable with the prefix ``ANNOTRAIN_``
+(``ANNOTRAIN_DATA_DIR``, ``ANNOTRAIN_MODE``…). Nothing is read at import: call
+:func:`get_settings` (cached), or take it through FastAPI's ``Depends`` so tests
+can override it.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Mode", "Settings", "get_settings"]
+
+
+class Mode(StrEnum):
+    """How the lab runs: on one machine, or serverless in an AWS account."""
+
+    SINGLE_NODE = "single_node"
+    SERVERLESS = "serverless"
+
+
+class Settings(BaseSettings):
+    """Settings of the HTTP API and the single-node server.
+
+    Attributes:
+        mode: ``single_node`` (SQLite, API tokens) or ``serverless`` (DynamoDB,
+            Cognito claims from API Gateway).
+        data_dir: The single-node data folder (database, files, admin token).
+        max_json_bytes: The largest request body accepted, uploads aside.
+        max_upload_bytes: The largest ``multipart/form-data`` body accepted.
+        table: The DynamoDB table (serverless; ``ANNOTRAIN_TABLE``, as the Batch events
+            function reads it).
+        overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
+        data_bucket: The S3 bucket for task files, datasets and models (serverless).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
+
+    mode: Mode = Mode.SINGLE_NODE
+    data_dir: Path = Path(".annotrain")
+    max_json_bytes: int = Field(default=64 * 1024**2, gt=0)
+    max_upload_bytes: int = Field(default=256 * 1024**2, gt=0)
+    table: str = ""
+    overflow_bucket: str = ""
+    data_bucket: str = ""
+
+    @property
+    def database_path(self) -> Path:
+        """The single-node SQLite file."""
+        return self.data_dir / "annotrain.db"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

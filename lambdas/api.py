@@ -1,0 +1,76 @@
+"""The HTTP API on AWS Lambda: one Mangum handler per group of routes.
+
+Each function mounts only its group's routers (``create_app(routers=…)``), so it
+needs only that group's IAM rights. Nothing is built at import: the app (and
+with it the settings read and, on the first request that needs it, the store)
+is made on the first invocation and kept for the container's later ones.
+
+Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks),
+``lambdas.api.completions_handler`` (completions) and
+``lambdas.api.system_handler`` (system).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def _projects_routers() -> list[APIRouter]:
+    from annotrain.api.routers import members, projects, tasks
+
+    return [projects.router, members.router, tasks.router]
+
+
+def _completions_routers() -> list[APIRouter]:
+    from annotrain.api.routers import completions
+
+    return [completions.router]
+
+
+def _system_routers() -> list[APIRouter]:
+    from annotrain.api.routers import system
+
+    return [system.router]
+
+
+@functools.cache
+def _handler(group: str) -> Handler:
+    from mangum import Mangum
+
+    from annotrain.api import create_app
+    from annotrain.settings import Mode, get_settings
+
+    settings = get_settings()
+    if settings.mode != Mode.SERVERLESS:
+        # Single-node mode would trust bearer tokens against a SQLite file in /var/task.
+        raise RuntimeError("set ANNOTRAIN_MODE=serverless for the API's Lambda functions")
+
+    routers = {
+        "projects": _projects_routers,
+        "completions": _completions_routers,
+        "system": _system_routers,
+    }[group]()
+    mangum: Handler = Mangum(create_app(routers=routers, settings=settings), lifespan="off")
+    return mangum
+
+
+def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Projects, members and tasks."""
+    return _handler("projects")(event, context)
+
+
+def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Completions (and, later, reviews)."""
+    return _handler("completions")(event, context)
+
+
+def system_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The system page."""
+    return _handler("system")(event, context)

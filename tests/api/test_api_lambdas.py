@@ -1,0 +1,113 @@
+"""The Lambda handlers: API Gateway HTTP API v2.0 events through Mangum, DynamoDB under moto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_events import http_api_event
+from conftest import TEXT_CONFIG
+
+from annotrain.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ANN = {"username": "ann", "cognito:groups": "[annotators]"}
+
+
+@pytest.fixture
+def lambdas(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    import boto3
+    from moto import mock_aws
+
+    from annotrain.adapters.dynamodb import create_table
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "ANNOTRAIN_MODE": "serverless",
+        "ANNOTRAIN_TABLE": "annotrain",
+        "ANNOTRAIN_OVERFLOW_BUCKET": "annotrain-items",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="annotrain-items")
+        create_table(boto3.client("dynamodb", region_name=REGION), "annotrain")
+        import lambdas.api as module
+
+        get_settings.cache_clear()
+        module._handler.cache_clear()
+        try:
+            yield module
+        finally:
+            module._handler.cache_clear()
+            get_settings.cache_clear()
+
+
+def _invoke(handler: Any, method: str, path: str, body: Any = None, query: str = "") -> Any:
+    event = http_api_event(method, path, claims=ANN, body=body)
+    event["rawQueryString"] = query
+    response = handler(event, object())
+    return response["statusCode"], json.loads(response["body"] or "null")
+
+
+def test_projects_and_tasks_through_the_projects_function(lambdas: Any) -> None:
+    status, project = _invoke(
+        lambdas.projects_handler,
+        "POST",
+        "/api/v1/projects",
+        {"name": "P", "labeling_config": TEXT_CONFIG},
+    )
+    assert status == 201, project
+    tasks_url = f"/api/v1/projects/{project['id']}/tasks"
+    status, imported = _invoke(
+        lambdas.projects_handler,
+        "POST",
+        tasks_url + "/import",
+        [{"data": {"text": f"Note {i}."}} for i in range(3)],
+    )
+    assert (status, imported["imported"]) == (201, 3)
+    status, page = _invoke(lambdas.projects_handler, "GET", tasks_url, query="page=2&page_size=2")
+    assert status == 200
+    assert page["total"] == 3
+    assert [t["id"] for t in page["items"]] == imported["task_ids"][2:]
+
+
+def test_each_function_serves_only_its_routes(lambdas: Any) -> None:
+    status, system = _invoke(lambdas.system_handler, "GET", "/api/v1/system")
+    assert (status, system["mode"]) == (200, "serverless")
+    assert _invoke(lambdas.system_handler, "GET", "/api/v1/projects")[0] == 404
+    assert _invoke(lambdas.projects_handler, "GET", "/api/v1/system")[0] == 404
+    path = "/api/v1/projects/1/tasks/1/completions"
+    assert _invoke(lambdas.projects_handler, "POST", path, {"result": []})[0] == 404
+    # The completions function serves it (no such project here: a JSON 404 from the route).
+    status, body = _invoke(lambdas.completions_handler, "POST", path, {"result": []})
+    assert (status, body["error"]["message"]) == (404, "project 1 does not exist")
+
+
+def test_a_function_not_set_to_serverless_refuses_to_start(
+    lambdas: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANNOTRAIN_MODE", "single_node")
+    get_settings.cache_clear()
+    with pytest.raises(RuntimeError, match="ANNOTRAIN_MODE=serverless"):
+        _invoke(lambdas.system_handler, "GET", "/api/v1/system")
+
+
+def test_importing_the_handlers_builds_nothing() -> None:
+    code = (
+        "import sys, lambdas.api; "
+        "print(','.join(m for m in ('fastapi', 'boto3', 'mangum', 'pydantic_settings') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == ""

@@ -1,0 +1,125 @@
+"""Every route by every role: allowed ones succeed, the others are refused.
+
+Members whose role does not allow a route get 403; users who are not members of
+the project get 404, as for a project that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import ROLES, TEXT_CONFIG, Lab
+
+EVERYONE = frozenset(ROLES)
+MEMBERS = frozenset({"admin", "owner", "manager", "annotator", "reviewer"})
+MANAGERS = frozenset({"admin", "owner", "manager"})
+OWNERS = frozenset({"admin", "owner"})
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    allowed: frozenset[str]
+    ok: int = 200
+    body: Any = None
+    in_project: bool = True
+
+
+ROUTES = {
+    "system": Route("GET", "/api/v1/system", EVERYONE, in_project=False),
+    "create project": Route(
+        "POST",
+        "/api/v1/projects",
+        EVERYONE,
+        201,
+        {"name": "Mine", "labeling_config": TEXT_CONFIG},
+        in_project=False,
+    ),
+    "list projects": Route("GET", "/api/v1/projects", EVERYONE, in_project=False),
+    "read project": Route("GET", "/api/v1/projects/{pid}", MEMBERS),
+    "update project": Route("PATCH", "/api/v1/projects/{pid}", MANAGERS, body={"name": "New"}),
+    "delete project": Route("DELETE", "/api/v1/projects/{pid}", OWNERS, 204),
+    "read config": Route("GET", "/api/v1/projects/{pid}/config", MEMBERS),
+    "replace config": Route(
+        "PUT", "/api/v1/projects/{pid}/config", MANAGERS, body={"labeling_config": TEXT_CONFIG}
+    ),
+    "list members": Route("GET", "/api/v1/projects/{pid}/members", MEMBERS),
+    "put member": Route(
+        "PUT",
+        "/api/v1/projects/{pid}/members",
+        MANAGERS,
+        body={"user": "newbie", "role": "Annotator", "priority": 2},
+    ),
+    "remove member": Route("DELETE", "/api/v1/projects/{pid}/members/newbie", MANAGERS, 204),
+    "import tasks": Route(
+        "POST",
+        "/api/v1/projects/{pid}/tasks/import",
+        MANAGERS,
+        201,
+        [{"data": {"text": "Aspirin daily."}}],
+    ),
+    "list tasks": Route("GET", "/api/v1/projects/{pid}/tasks", MEMBERS),
+    "read task": Route("GET", "/api/v1/projects/{pid}/tasks/{tid}", MEMBERS),
+    "delete task": Route("DELETE", "/api/v1/projects/{pid}/tasks/{tid}", MANAGERS, 204),
+    "create completion": Route(
+        "POST", "/api/v1/projects/{pid}/tasks/{tid}/completions", MEMBERS, 201, {"result": []}
+    ),
+}
+
+
+def _call(lab: Lab, route: Route, headers: dict[str, str]) -> Any:
+    path = route.path.format(pid=lab.project_id, tid=lab.task_id)
+    return lab.client.request(route.method, path, json=route.body, headers=headers)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", ROUTES)
+def test_route_allows_exactly_its_roles(lab: Lab, name: str, role: str) -> None:
+    route = ROUTES[name]
+    response = _call(lab, route, lab.auth(role))
+    if role in route.allowed:
+        expected = route.ok
+    elif route.in_project and role == "outsider":
+        expected = 404
+    else:
+        expected = 403
+    assert response.status_code == expected, response.text
+    if expected >= 400:
+        assert response.json()["error"]["code"] == {403: "forbidden", 404: "not_found"}[expected]
+
+
+@pytest.mark.parametrize("name", ROUTES)
+def test_route_refuses_a_request_without_a_token(lab: Lab, name: str) -> None:
+    response = _call(lab, ROUTES[name], {})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("name", ROUTES)
+def test_route_refuses_an_unknown_token(lab: Lab, name: str) -> None:
+    response = _call(lab, ROUTES[name], {"Authorization": "Bearer not-a-token"})
+    assert response.status_code == 401
+
+
+def test_every_api_route_is_in_the_matrix(lab: Lab) -> None:
+    paths = lab.client.get("/openapi.json").json()["paths"]
+    served = {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path.startswith("/api/")
+        for method in operations
+    }
+    covered = {
+        (
+            r.method,
+            r.path.replace("{pid}", "{project_id}")
+            .replace("/newbie", "/{member}")
+            .replace("{tid}", "{task_id}"),
+        )
+        for r in ROUTES.values()
+    }
+    assert served == covered
