@@ -47,7 +47,7 @@ endif
 # Serve the HTTP API on http://127.0.0.1:8080 (OpenAPI at /docs); the first start
 # creates an admin and writes its token to .annotrain/admin-token.
 run: setup
-	$(BIN)/annotrain serve --data-dir .annotrain
+	$(BIN)/annotrain serve --data-dir .annotrain --demo $(SAMPLE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -136,6 +136,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--demo",
+        type=Path,
+        metavar="DIR",
+        help="on the first start, also create a demo project from DIR/config.xml and "
+        "DIR/tasks.json (make run uses examples/sample_project)",
+    )
     _add_data_dir(serve)
     serve.set_defaults(handler=_serve)
     return parser
@@ -316,15 +323,16 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args.data_dir)
     store = _open_store(settings)
     try:
-        app = _serving_app(settings, store)
+        app = _serving_app(settings, store, args.demo)
         uvicorn.run(app, host=args.host, port=args.port)
     finally:
         store.close()
     return 0
 
 
-def _serving_app(settings: Settings, store: SqliteStore) -> Any:
-    """The app ``serve`` runs; on the first start, the first admin and its token file."""
+def _serving_app(settings: Settings, store: SqliteStore, demo: Path | None = None) -> Any:
+    """The app ``serve`` runs; on the first start, the first admin, its token file and,
+    given ``demo``, a demo project made from that sample folder."""
     from annotrain.adapters.system_clock import SystemClock
     from annotrain.api import create_app
     from annotrain.services.users import create_first_admin
@@ -338,6 +346,14 @@ def _serving_app(settings: Settings, store: SqliteStore) -> Any:
         # The token itself never reaches a log: only where it is.
         print(f"annotrain: created the first admin {name!r}; its API token is in {token_file}",
               file=sys.stderr)  # fmt: skip
+        if demo is not None:
+            from annotrain.services.access import Principal
+            from annotrain.services.demo import seed_demo_project
+
+            project = seed_demo_project(store, Principal(name, is_admin=True), clock, demo)
+            if project is not None:
+                print(f"annotrain: seeded the demo project {project.name!r} (id {project.id})",
+                      file=sys.stderr)  # fmt: skip
     return create_app(settings=settings, store=store, clock=clock)
 
 

@@ -105,3 +105,20 @@ def test_serve_leaves_an_existing_lab_alone(
     assert cli.main(["serve", "--data-dir", str(data_dir)]) == 0
     assert (data_dir / "admin-token").read_text() == first
     assert "first admin" not in capsys.readouterr().err
+
+
+def test_serve_with_a_demo_seeds_the_sample_project_on_the_first_start_only(
+    tmp_path: Path, served: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "lab"
+    served["data_dir"] = data_dir
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample_project"
+    argv = ["serve", "--data-dir", str(data_dir), "--demo", str(sample)]
+    assert cli.main(argv) == 0
+    (project,) = served["projects"]["items"]
+    assert project["name"] == "Demo: sample project"
+    assert "seeded the demo project" in capsys.readouterr().err
+    # A lab that has started once is never seeded again, even if emptied since.
+    assert cli.main(argv) == 0
+    assert served["projects"]["total"] == 1
+    assert "seeded" not in capsys.readouterr().err
