@@ -6,7 +6,7 @@ with it the settings read and, on the first request that needs it, the store)
 is made on the first invocation and kept for the container's later ones.
 
 Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks),
-``lambdas.api.completions_handler`` (completions) and
+``lambdas.api.completions_handler`` (completions and reviews) and
 ``lambdas.api.system_handler`` (system).
 """
 
@@ -67,7 +67,7 @@ def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Completions (and, later, reviews)."""
+    """Completions and reviews."""
     return _handler("completions")(event, context)
 
 

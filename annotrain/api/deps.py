@@ -15,6 +15,7 @@ from annotrain.settings import Mode, Settings, get_settings
 
 __all__ = [
     "AppSettings",
+    "CompletionId",
     "CurrentUser",
     "Now",
     "ProjectId",
@@ -88,3 +89,4 @@ CurrentUser = Annotated[Principal, Depends(get_current_user)]
 _MAX_ID = 2**63 - 1
 ProjectId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the project's id")]
 TaskId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the task's id")]
+CompletionId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the completion's id")]

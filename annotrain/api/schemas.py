@@ -11,12 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from annotrain.domain.labelstudio import completion_to_json
 from annotrain.domain.records import Project
-from annotrain.domain.tasks import Member, Role
+from annotrain.domain.tasks import Completion, CompletionState, Member, Role
 from annotrain.domain.training_plan import ModelSpec
 from annotrain.services.projects import ConfigReport, description_of
 
 NAME = Field(min_length=1, max_length=200)
+# Revisions are 64-bit in every store: larger ones are refused, not looked up.
+REVISION = Field(ge=1, le=2**63 - 1, description="the revision you read; a stale one is a 409")
 
 
 class RequestBody(BaseModel):
@@ -128,6 +131,29 @@ class CompletionCreate(RequestBody):
     lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
 
 
+class CompletionUpdate(RequestBody):
+    """What to change in a completion; fields left out stay as they are."""
+
+    revision: int = REVISION
+    result: list[dict[str, Any]] | None = Field(
+        default=None, description="Label Studio result items"
+    )
+    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+
+
+class CompletionSubmit(RequestBody):
+    """Submitting a draft."""
+
+    revision: int = REVISION
+
+
+class ReviewCreate(RequestBody):
+    """A reviewer's verdict on a completion."""
+
+    accepted: bool
+    comment: str = Field(default="", max_length=10_000)
+
+
 class TaskImportOut(BaseModel):
     """Tasks imported, all of them."""
 
@@ -180,3 +206,13 @@ def config_out(labeling_config: str, report: ConfigReport) -> ConfigOut:
 def member_out(member: Member) -> MemberOut:
     """A member as the API shows it."""
     return MemberOut(user=member.user, role=member.role, priority=member.priority)
+
+
+def completion_out(completion: Completion) -> dict[str, Any]:
+    """A completion as Label Studio JSON, with ``draft`` and the ``revision`` to update it at."""
+    # Label Studio lists drafts apart from annotations; one completion says which it is.
+    return {
+        **completion_to_json(completion),
+        "draft": completion.state is CompletionState.DRAFT,
+        "revision": completion.revision,
+    }

@@ -17,6 +17,8 @@ from annotrain.ports import MAX_PAGE_SIZE, ProjectStore
 
 #: Members, config, deleting tasks, importing: what running a project takes.
 MANAGERS = frozenset({Role.OWNER, Role.MANAGER})
+#: Accepting or rejecting completions.
+REVIEWERS = frozenset({Role.OWNER, Role.MANAGER, Role.REVIEWER})
 #: Every project role: what reading a project takes.
 ANY_MEMBER = frozenset(Role)
 

@@ -72,11 +72,12 @@ def list_tasks(
     if not principal.is_admin:
         member = find_member(store, project_id, principal.name)
         if member is not None and member.role == Role.ANNOTATOR:
-            items = [_only_completions_by(task, principal.name) for task in items]
+            items = [only_completions_by(task, principal.name) for task in items]
     return items, total
 
 
-def _only_completions_by(task: Task, author: str) -> Task:
+def only_completions_by(task: Task, author: str) -> Task:
+    """The task with only ``author``'s completions: what an Annotator is shown."""
     return replace(task, completions=tuple(c for c in task.completions if c.author == author))
 
 
@@ -90,7 +91,7 @@ def get_task(store: _Stores, principal: Principal, project_id: int, task_id: int
     if not principal.is_admin:
         member = find_member(store, project_id, principal.name)
         if member is not None and member.role == Role.ANNOTATOR:
-            task = _only_completions_by(task, principal.name)
+            task = only_completions_by(task, principal.name)
     return task
 
 

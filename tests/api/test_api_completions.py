@@ -6,7 +6,7 @@ from typing import Any
 
 from conftest import Lab
 
-from annotrain.domain.tasks import CompletionState
+from annotrain.domain.tasks import CompletionState, ReviewVerdict
 
 SPAN = {
     "id": "r1",
@@ -69,3 +69,117 @@ def test_a_completion_of_a_missing_task_is_not_found(lab: Lab) -> None:
         headers=lab.auth("owner"),
     )
     assert response.status_code == 404
+
+
+def _url(lab: Lab, cid: Any, action: str = "") -> str:
+    return f"/api/v1/projects/{lab.project_id}/tasks/{lab.task_id}/completions/{cid}{action}"
+
+
+def _patch(lab: Lab, cid: Any, body: Any, role: str = "annotator") -> Any:
+    return lab.client.patch(_url(lab, cid), json=body, headers=lab.auth(role))
+
+
+def test_an_update_at_the_revision_read_changes_the_result(lab: Lab) -> None:
+    created = _post(lab, {"result": []}).json()
+    assert created["revision"] == 1
+    response = _patch(lab, created["id"], {"result": [SPAN], "revision": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["revision"] == 2
+    assert body["result"][0]["value"]["labels"] == ["Medication"]
+    (stored,) = lab.store.get_task(lab.project_id, lab.task_id).completions
+    assert stored.result[0].value["labels"] == ["Medication"]
+
+
+def test_an_update_at_a_stale_revision_is_a_conflict_and_changes_nothing(lab: Lab) -> None:
+    cid = _post(lab, {"result": []}).json()["id"]
+    assert _patch(lab, cid, {"result": [SPAN], "revision": 1}).status_code == 200
+    stale = _patch(lab, cid, {"result": [], "revision": 1})
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "conflict"
+    (stored,) = lab.store.get_task(lab.project_id, lab.task_id).completions
+    assert len(stored.result) == 1
+
+
+def test_an_update_is_checked_against_the_config(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN]}).json()["id"]
+    wrong = {**SPAN, "value": {**SPAN["value"], "labels": ["Unknown"]}}
+    response = _patch(lab, cid, {"result": [wrong], "revision": 1})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_tasks"
+
+
+def test_annotators_cannot_touch_anothers_completion(lab: Lab) -> None:
+    cid = _post(lab, {"result": []}, role="manager").json()["id"]
+    assert _patch(lab, cid, {"result": [], "revision": 1}).status_code == 404
+    # To an annotator it does not exist, so deleting it is deleting nothing.
+    lab.client.delete(_url(lab, cid), headers=lab.auth("annotator"))
+    assert len(lab.store.get_task(lab.project_id, lab.task_id).completions) == 1
+    assert _patch(lab, cid, {"result": [], "revision": 1}, role="reviewer").status_code == 403
+    assert _patch(lab, cid, {"result": [SPAN], "revision": 1}, role="owner").status_code == 200
+
+
+def test_a_draft_is_submitted_once(lab: Lab) -> None:
+    draft = _post(lab, {"result": [SPAN], "draft": True}).json()
+    url = _url(lab, draft["id"], "/submit")
+    response = lab.client.post(url, json={"revision": 1}, headers=lab.auth("annotator"))
+    assert response.status_code == 200, response.text
+    assert (response.json()["draft"], response.json()["revision"]) == (False, 2)
+    (stored,) = lab.store.get_task(lab.project_id, lab.task_id).completions
+    assert stored.state is CompletionState.SUBMITTED
+    again = lab.client.post(url, json={"revision": 2}, headers=lab.auth("annotator"))
+    assert again.status_code == 422
+
+
+def test_submitting_a_stale_draft_is_a_conflict(lab: Lab) -> None:
+    cid = _post(lab, {"result": [], "draft": True}).json()["id"]
+    assert _patch(lab, cid, {"result": [SPAN], "revision": 1}).status_code == 200
+    url = _url(lab, cid, "/submit")
+    response = lab.client.post(url, json={"revision": 1}, headers=lab.auth("annotator"))
+    assert response.status_code == 409
+    (stored,) = lab.store.get_task(lab.project_id, lab.task_id).completions
+    assert stored.state is CompletionState.DRAFT
+
+
+def test_deleting_a_completion_removes_it_and_again_is_no_error(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN]}).json()["id"]
+    for _ in range(2):
+        response = lab.client.delete(_url(lab, cid), headers=lab.auth("annotator"))
+        assert response.status_code == 204
+    assert lab.store.get_task(lab.project_id, lab.task_id).completions == ()
+
+
+def _review(lab: Lab, cid: Any, accepted: bool, role: str = "reviewer", **extra: Any) -> Any:
+    body = {"accepted": accepted, **extra}
+    return lab.client.post(_url(lab, cid, "/review"), json=body, headers=lab.auth(role))
+
+
+def test_a_reviewers_verdict_stands_with_the_reviewer_and_comment(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN]}).json()["id"]
+    response = _review(lab, cid, False, comment="Aspirin is a drug, not a dose")
+    assert response.status_code == 200, response.text
+    (review,) = response.json()["reviews"]
+    assert (review["accepted"], review["reviewer"]) == (False, "reviewer")
+    assert review["comment"] == "Aspirin is a drug, not a dose"
+    assert _review(lab, cid, True, role="manager").status_code == 200
+    (stored,) = lab.store.get_task(lab.project_id, lab.task_id).completions
+    assert stored.verdict is ReviewVerdict.ACCEPTED
+    assert [r.reviewer for r in stored.reviews] == ["reviewer", "manager"]
+
+
+def test_annotators_cannot_review(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN]}).json()["id"]
+    assert _review(lab, cid, True, role="annotator").status_code == 403
+    assert lab.store.get_task(lab.project_id, lab.task_id).completions[0].reviews == ()
+
+
+def test_a_draft_cannot_be_reviewed(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN], "draft": True}).json()["id"]
+    response = _review(lab, cid, True)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "completion"
+
+
+def test_a_missing_completion_is_not_found(lab: Lab) -> None:
+    assert _patch(lab, 999, {"result": [], "revision": 1}, role="owner").status_code == 404
+    assert _review(lab, 999, True).status_code == 404

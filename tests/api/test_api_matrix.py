@@ -12,10 +12,16 @@ from typing import Any
 import pytest
 from conftest import ROLES, TEXT_CONFIG, Lab
 
+from annotrain.domain.tasks import Completion, CompletionState
+
 EVERYONE = frozenset(ROLES)
 MEMBERS = frozenset({"admin", "owner", "manager", "annotator", "reviewer"})
 MANAGERS = frozenset({"admin", "owner", "manager"})
 OWNERS = frozenset({"admin", "owner"})
+REVIEWERS = frozenset({"admin", "owner", "manager", "reviewer"})
+#: The completion's author (the annotator) and those who manage the project.
+AUTHOR_OR_MANAGERS = MANAGERS | {"annotator"}
+COMPLETION = "/api/v1/projects/{pid}/tasks/{tid}/completions/{cid}"
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class Route:
     ok: int = 200
     body: Any = None
     in_project: bool = True
+    #: The state of the annotator's completion ``{cid}`` names.
+    completion: CompletionState = CompletionState.SUBMITTED
 
 
 ROUTES = {
@@ -67,11 +75,29 @@ ROUTES = {
     "create completion": Route(
         "POST", "/api/v1/projects/{pid}/tasks/{tid}/completions", MEMBERS, 201, {"result": []}
     ),
+    "update completion": Route(
+        "PATCH", COMPLETION, AUTHOR_OR_MANAGERS, body={"result": [], "revision": 1}
+    ),
+    "submit completion": Route(
+        "POST",
+        COMPLETION + "/submit",
+        AUTHOR_OR_MANAGERS,
+        body={"revision": 1},
+        completion=CompletionState.DRAFT,
+    ),
+    "delete completion": Route("DELETE", COMPLETION, AUTHOR_OR_MANAGERS, 204),
+    "review completion": Route(
+        "POST", COMPLETION + "/review", REVIEWERS, body={"accepted": True, "comment": "ok"}
+    ),
 }
 
 
 def _call(lab: Lab, route: Route, headers: dict[str, str]) -> Any:
-    path = route.path.format(pid=lab.project_id, tid=lab.task_id)
+    cid = None
+    if "{cid}" in route.path:
+        completion = Completion(None, (), author="annotator", state=route.completion)
+        cid = lab.store.add_completion(lab.project_id, lab.task_id, completion).id
+    path = route.path.format(pid=lab.project_id, tid=lab.task_id, cid=cid)
     return lab.client.request(route.method, path, json=route.body, headers=headers)
 
 
@@ -118,7 +144,8 @@ def test_every_api_route_is_in_the_matrix(lab: Lab) -> None:
             r.method,
             r.path.replace("{pid}", "{project_id}")
             .replace("/newbie", "/{member}")
-            .replace("{tid}", "{task_id}"),
+            .replace("{tid}", "{task_id}")
+            .replace("{cid}", "{completion_id}"),
         )
         for r in ROUTES.values()
     }

@@ -50,7 +50,7 @@ JSON = st.recursive(
 )
 FIELDS = (
     "name", "labeling_config", "description", "user", "role", "priority", "data",
-    "result", "draft", "lead_time",
+    "result", "draft", "lead_time", "revision", "accepted", "comment",
 )  # fmt: skip
 
 
@@ -78,6 +78,10 @@ def _bodies() -> st.SearchStrategy[Any]:
             ("GET", "/api/v1/projects/{pid}/tasks"),
             ("GET", "/api/v1/projects/{pid}/tasks/{tid}"),
             ("POST", "/api/v1/projects/{pid}/tasks/{tid}/completions"),
+            ("PATCH", "/api/v1/projects/{pid}/tasks/{tid}/completions/{tid}"),
+            ("POST", "/api/v1/projects/{pid}/tasks/{tid}/completions/{tid}/submit"),
+            ("DELETE", "/api/v1/projects/{pid}/tasks/{tid}/completions/{tid}"),
+            ("POST", "/api/v1/projects/{pid}/tasks/{tid}/completions/{tid}/review"),
         ]
     ),
     pid=st.one_of(st.just(1), st.integers(), st.just(2**70), st.text(max_size=8)),
