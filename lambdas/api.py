@@ -5,7 +5,7 @@ needs only that group's IAM rights. Nothing is built at import: the app (and
 with it the settings read and, on the first request that needs it, the store)
 is made on the first invocation and kept for the container's later ones.
 
-Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks),
+Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks, export),
 ``lambdas.api.completions_handler`` (completions and reviews) and
 ``lambdas.api.system_handler`` (system).
 """
@@ -23,9 +23,9 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def _projects_routers() -> list[APIRouter]:
-    from annotrain.api.routers import members, projects, tasks
+    from annotrain.api.routers import exports, members, projects, tasks
 
-    return [projects.router, members.router, tasks.router]
+    return [projects.router, members.router, tasks.router, exports.router]
 
 
 def _completions_routers() -> list[APIRouter]:
@@ -62,7 +62,7 @@ def _handler(group: str) -> Handler:
 
 
 def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Projects, members and tasks."""
+    """Projects, members, tasks and export."""
     return _handler("projects")(event, context)
 
 

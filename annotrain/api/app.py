@@ -10,7 +10,7 @@ from annotrain import __version__
 from annotrain.api.deps import StoreSource
 from annotrain.api.errors import install_error_handlers
 from annotrain.api.limits import BodySizeLimit
-from annotrain.api.routers import completions, members, projects, system, tasks
+from annotrain.api.routers import completions, exports, members, projects, system, tasks
 from annotrain.ports import Clock, Store
 from annotrain.settings import Settings, get_settings
 
@@ -19,7 +19,14 @@ API_PREFIX = "/api/v1"
 
 def all_routers() -> tuple[APIRouter, ...]:
     """Every resource's router, in the order the OpenAPI document lists them."""
-    return (system.router, projects.router, members.router, tasks.router, completions.router)
+    return (
+        system.router,
+        projects.router,
+        members.router,
+        tasks.router,
+        exports.router,
+        completions.router,
+    )
 
 
 def create_app(

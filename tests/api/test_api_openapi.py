@@ -77,6 +77,7 @@ def _bodies() -> st.SearchStrategy[Any]:
             ("POST", "/api/v1/projects/{pid}/tasks/import"),
             ("GET", "/api/v1/projects/{pid}/tasks"),
             ("GET", "/api/v1/projects/{pid}/tasks/{tid}"),
+            ("GET", "/api/v1/projects/{pid}/export"),
             ("POST", "/api/v1/projects/{pid}/tasks/{tid}/completions"),
             ("PATCH", "/api/v1/projects/{pid}/tasks/{tid}/completions/{tid}"),
             ("POST", "/api/v1/projects/{pid}/tasks/{tid}/completions/{tid}/submit"),
@@ -88,7 +89,9 @@ def _bodies() -> st.SearchStrategy[Any]:
     tid=st.one_of(st.just(1), st.integers(), st.just(2**70)),
     text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8),
     query=st.dictionaries(
-        st.sampled_from(("page", "page_size", "tags", "has_completions")),
+        st.sampled_from(
+            ("page", "page_size", "tags", "has_completions", "format", "annotator", "skip_empty")
+        ),
         st.one_of(st.integers(), st.text(max_size=5)),
         max_size=3,
     ),
