@@ -19,8 +19,17 @@ from annotrain.services.exports import ExportFormat
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["export"])
 
+_FILE = {
+    "description": "the file, as an attachment",
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "text/csv": {"schema": {"type": "string"}},
+        "text/plain": {"schema": {"type": "string", "description": "CoNLL-2003"}},
+    },
+}
 
-@router.get("/export", response_class=StreamingResponse)
+
+@router.get("/export", response_class=StreamingResponse, responses={200: _FILE})
 def export_tasks(
     project_id: ProjectId,
     user: CurrentUser,
