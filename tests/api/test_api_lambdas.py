@@ -111,3 +111,45 @@ def test_importing_the_handlers_builds_nothing() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == ""
+
+
+def test_a_draft_is_changed_submitted_reviewed_and_exported_on_dynamodb(lambdas: Any) -> None:
+    _, project = _invoke(
+        lambdas.projects_handler,
+        "POST",
+        "/api/v1/projects",
+        {"name": "P", "labeling_config": TEXT_CONFIG},
+    )
+    base = f"/api/v1/projects/{project['id']}"
+    _, imported = _invoke(
+        lambdas.projects_handler, "POST", base + "/tasks/import", [{"data": {"text": "Aspirin."}}]
+    )
+    completions = f"{base}/tasks/{imported['task_ids'][0]}/completions"
+    status, draft = _invoke(
+        lambdas.completions_handler, "POST", completions, {"result": [], "draft": True}
+    )
+    assert (status, draft["draft"], draft["revision"]) == (201, True, 1)
+    span = {
+        "id": "r1", "type": "labels", "from_name": "label", "to_name": "text",
+        "value": {"start": 0, "end": 7, "labels": ["Drug"]},
+    }  # fmt: skip
+    url = f"{completions}/{draft['id']}"
+    status, changed = _invoke(
+        lambdas.completions_handler, "PATCH", url, {"result": [span], "revision": 1}
+    )
+    assert (status, changed["revision"]) == (200, 2)
+    stale = _invoke(lambdas.completions_handler, "POST", url + "/submit", {"revision": 1})
+    assert stale[0] == 409
+    status, submitted = _invoke(
+        lambdas.completions_handler, "POST", url + "/submit", {"revision": 2}
+    )
+    assert (status, submitted["draft"]) == (200, False)
+    status, reviewed = _invoke(
+        lambdas.completions_handler, "POST", url + "/review", {"accepted": True}
+    )
+    assert (status, reviewed["reviews"][0]["reviewer"]) == (200, "ann")
+    status, exported = _invoke(
+        lambdas.projects_handler, "GET", base + "/export", query="format=json"
+    )
+    assert status == 200
+    assert exported[0]["annotations"][0]["result"][0]["value"]["labels"] == ["Drug"]
