@@ -10,19 +10,6 @@ from annotrain import __version__
 from annotrain.api.deps import StoreSource
 from annotrain.api.errors import install_error_handlers
 from annotrain.api.limits import BodySizeLimit
-from annotrain.api.routers import (
-    backups,
-    completions,
-    licenses,
-    members,
-    models,
-    preannotations,
-    projects,
-    servers,
-    system,
-    tasks,
-    trainings,
-)
 from annotrain.ports import Clock, JobRunner, Store
 from annotrain.settings import Settings, get_settings
 
@@ -31,6 +18,22 @@ API_PREFIX = "/api/v1"
 
 def all_routers() -> tuple[APIRouter, ...]:
     """Every resource's router, in the order the OpenAPI document lists them."""
+    # Imported here, not at the top: a Lambda function that mounts a few routers
+    # (lambdas/api.py) does not pay for importing the others on a cold start.
+    from annotrain.api.routers import (
+        backups,
+        completions,
+        licenses,
+        members,
+        models,
+        preannotations,
+        projects,
+        servers,
+        system,
+        tasks,
+        trainings,
+    )
+
     return (
         system.router, projects.router, members.router, tasks.router, completions.router,
         trainings.router, models.router, preannotations.router, servers.router,
