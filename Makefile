@@ -72,6 +72,7 @@ openapi: setup
 bench: setup
 	$(BIN)/python -m benchmarks.selection_export
 	$(BIN)/python -m benchmarks.sqlite_import
+	$(BIN)/python -m benchmarks.api
 
 # Re-pin every direct and transitive dependency of every extra into constraints.txt.
 lock:

@@ -32,6 +32,7 @@ from annotrain.domain.training_plan import implied_models
 
 if TYPE_CHECKING:
     from annotrain.adapters.sqlite import SqliteStore
+    from annotrain.ports import JobRunner
     from annotrain.settings import Settings
 
 EXIT_REFUSED = 2
@@ -320,17 +321,36 @@ ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from annotrain.adapters.local_runner import LocalJobRunner
+
     settings = _settings(args.data_dir)
     store = _open_store(settings)
     try:
-        app = _serving_app(settings, store, args.demo)
-        uvicorn.run(app, host=args.host, port=args.port)
+        # Jobs open the same SQLite file; the runner recovers what a previous server
+        # left running before it takes new jobs, and stops its jobs when uvicorn returns.
+        runner = LocalJobRunner(
+            store,
+            log_dir=settings.data_dir / "logs",
+            env={"ANNOTRAIN_DB": str(settings.database_path)},
+        )
+        app = _serving_app(settings, store, args.demo, runner=runner)
+        runner.start()
+        try:
+            uvicorn.run(app, host=args.host, port=args.port)
+        finally:
+            runner.shutdown()
     finally:
         store.close()
     return 0
 
 
-def _serving_app(settings: Settings, store: SqliteStore, demo: Path | None = None) -> Any:
+def _serving_app(
+    settings: Settings,
+    store: SqliteStore,
+    demo: Path | None = None,
+    *,
+    runner: JobRunner | None = None,
+) -> Any:
     """The app ``serve`` runs; on the first start, the first admin, its token file and,
     given ``demo``, a demo project made from that sample folder."""
     from annotrain.adapters.system_clock import SystemClock
@@ -354,7 +374,7 @@ def _serving_app(settings: Settings, store: SqliteStore, demo: Path | None = Non
             if project is not None:
                 print(f"annotrain: seeded the demo project {project.name!r} (id {project.id})",
                       file=sys.stderr)  # fmt: skip
-    return create_app(settings=settings, store=store, clock=clock)
+    return create_app(settings=settings, store=store, clock=clock, runner=runner)
 
 
 def _write_private(path: Path, text: str) -> None:

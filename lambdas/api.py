@@ -6,8 +6,9 @@ with it the settings read and, on the first request that needs it, the store)
 is made on the first invocation and kept for the container's later ones.
 
 Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks, export),
-``lambdas.api.completions_handler`` (completions and reviews) and
-``lambdas.api.system_handler`` (system).
+``lambdas.api.completions_handler`` (completions and reviews),
+``lambdas.api.jobs_handler`` (trainings, models, pre-annotations, servers) and
+``lambdas.api.system_handler`` (system, licenses, backups).
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ def _completions_routers() -> list[APIRouter]:
     return [completions.router]
 
 
-def _system_routers() -> list[APIRouter]:
-    from annotrain.api.routers import system
+def _jobs_routers() -> list[APIRouter]:
+    from annotrain.api.routers import models, preannotations, servers, trainings
 
-    return [system.router]
+    return [trainings.router, models.router, preannotations.router, servers.router]
+
+
+def _system_routers() -> list[APIRouter]:
+    from annotrain.api.routers import backups, licenses, system
+
+    return [system.router, licenses.router, backups.router]
 
 
 @functools.cache
@@ -55,6 +62,7 @@ def _handler(group: str) -> Handler:
     routers = {
         "projects": _projects_routers,
         "completions": _completions_routers,
+        "jobs": _jobs_routers,
         "system": _system_routers,
     }[group]()
     mangum: Handler = Mangum(create_app(routers=routers, settings=settings), lifespan="off")
@@ -71,6 +79,11 @@ def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _handler("completions")(event, context)
 
 
+def jobs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Trainings, models, pre-annotations and the servers page."""
+    return _handler("jobs")(event, context)
+
+
 def system_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The system page."""
+    """The system page, licenses and backups."""
     return _handler("system")(event, context)

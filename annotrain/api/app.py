@@ -10,8 +10,7 @@ from annotrain import __version__
 from annotrain.api.deps import StoreSource
 from annotrain.api.errors import install_error_handlers
 from annotrain.api.limits import BodySizeLimit
-from annotrain.api.routers import completions, exports, members, projects, system, tasks
-from annotrain.ports import Clock, Store
+from annotrain.ports import Clock, JobRunner, Store
 from annotrain.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -19,14 +18,29 @@ API_PREFIX = "/api/v1"
 
 def all_routers() -> tuple[APIRouter, ...]:
     """Every resource's router, in the order the OpenAPI document lists them."""
-    return (
-        system.router,
-        projects.router,
-        members.router,
-        tasks.router,
-        exports.router,
-        completions.router,
+    # Imported here, not at the top: a Lambda function that mounts a few routers
+    # (lambdas/api.py) does not pay for importing the others on a cold start.
+    from annotrain.api.routers import (
+        backups,
+        completions,
+        exports,
+        licenses,
+        members,
+        models,
+        preannotations,
+        projects,
+        servers,
+        system,
+        tasks,
+        trainings,
     )
+
+    return (
+        system.router, projects.router, members.router, tasks.router, exports.router,
+        completions.router,
+        trainings.router, models.router, preannotations.router, servers.router,
+        licenses.router, backups.router,
+    )  # fmt: skip
 
 
 def create_app(
@@ -35,6 +49,7 @@ def create_app(
     settings: Settings | None = None,
     store: Store | None = None,
     clock: Clock | None = None,
+    runner: JobRunner | None = None,
 ) -> FastAPI:
     """Build the HTTP API.
 
@@ -45,6 +60,8 @@ def create_app(
             read from the environment now); routes see the same ones.
         store: The store (default: built from the settings on the first request).
         clock: The clock (default: the system clock).
+        runner: The job runner that stops jobs (default: none; routes that need
+            one answer 503). ``annotrain serve`` passes its local runner.
 
     Returns:
         The app, with ``GET /health`` (no authentication) besides the routers.
@@ -62,6 +79,7 @@ def create_app(
     )
     app.state.store_source = StoreSource(settings, store)
     app.state.clock = clock
+    app.state.runner = runner
     the_settings = settings
     app.dependency_overrides[get_settings] = lambda: the_settings
     install_error_handlers(app)

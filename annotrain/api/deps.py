@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from annotrain.api.identity import principal_from_claims, principal_from_token
-from annotrain.ports import Clock
+from annotrain.ports import Clock, JobRunner
 from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
 from annotrain.settings import Mode, Settings, get_settings
@@ -19,6 +19,7 @@ __all__ = [
     "CurrentUser",
     "Now",
     "ProjectId",
+    "Runner",
     "Store",
     "StoreSource",
     "TaskId",
@@ -70,9 +71,16 @@ def get_clock(request: Request) -> Clock:
     return clock
 
 
+def get_runner(request: Request) -> JobRunner | None:
+    """The job runner the app was made with, or None when it has none."""
+    runner: JobRunner | None = request.app.state.runner
+    return runner
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[StorePort, Depends(get_store)]
 Now = Annotated[Clock, Depends(get_clock)]
+Runner = Annotated[JobRunner | None, Depends(get_runner)]
 
 
 def get_current_user(request: Request, settings: AppSettings) -> Principal:

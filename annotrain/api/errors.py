@@ -21,8 +21,10 @@ from annotrain.domain.errors import (
     AlreadyExistsError,
     ConflictError,
     InvalidRequestError,
+    JobRunnerUnavailableError,
     LabelingConfigError,
     NotFoundError,
+    NotImplementedYetError,
     PermissionDeniedError,
     StoreUnavailableError,
     TaskImportError,
@@ -177,6 +179,14 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _not_implemented(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(501, "not_implemented", str(exc))
+
+
+async def _runner_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, "job_runner_unavailable", str(exc))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every domain and framework error to its HTTP answer."""
     app.add_exception_handler(RequestValidationError, _request_validation)
@@ -190,3 +200,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LabelingConfigError, _labeling_config)
     app.add_exception_handler(TaskImportError, _task_import)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(NotImplementedYetError, _not_implemented)
+    app.add_exception_handler(JobRunnerUnavailableError, _runner_unavailable)

@@ -136,3 +136,23 @@ class PermissionDeniedError(AnnotrainError):
         self.action = action
         self.allowed = allowed
         super().__init__(f"{action} is for {allowed}")
+
+
+class NotImplementedYetError(AnnotrainError):
+    """A route whose feature has not landed yet (HTTP 501); names what and who brings it."""
+
+    def __init__(self, feature: str, brought_by: str) -> None:
+        self.feature = feature
+        self.brought_by = brought_by
+        super().__init__(f"{feature} is not implemented yet: it arrives with {brought_by}")
+
+
+class JobRunnerUnavailableError(AnnotrainError):
+    """No job runner serves this app, so jobs cannot be started or stopped (HTTP 503)."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(
+            f"cannot {action}: no job runner is configured for this server "
+            "(`annotrain serve` starts one; an app made without one cannot run jobs)"
+        )

@@ -72,3 +72,13 @@ def authorize(
         allowed = ", ".join(sorted(role.value for role in roles))
         raise PermissionDeniedError(action, f"project roles {allowed} and admins")
     return project
+
+
+def require_admin(principal: Principal, action: str) -> None:
+    """Let only lab admins do ``action`` (lab-wide things: licenses, backups).
+
+    Raises:
+        PermissionDeniedError: The principal is not an admin.
+    """
+    if not principal.is_admin:
+        raise PermissionDeniedError(action, "admins")

@@ -1,0 +1,32 @@
+"""``/api/v1/servers``: the jobs running now, and stopping one.
+
+Admins see every job, others the jobs of their projects; stopping one takes an
+admin or the Owner or a Manager of its project. Stopping needs the app's job
+runner; without one it answers 503.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from annotrain.api.deps import CurrentUser, Runner, Store
+from annotrain.api.job_schemas import ServerList, ServerStopOut, server_out, server_stop_out
+from annotrain.services import servers
+
+router = APIRouter(prefix="/servers", tags=["servers"])
+
+RunId = Annotated[str, Path(min_length=1, max_length=128, description="the job's run id")]
+
+
+@router.get("")
+def list_servers(user: CurrentUser, store: Store) -> ServerList:
+    """List the running jobs you may see: kind, project, who, since, GPU or CPU."""
+    return ServerList(items=[server_out(s) for s in servers.list_servers(store, user)])
+
+
+@router.post("/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+def stop_server(run_id: RunId, user: CurrentUser, store: Store, runner: Runner) -> ServerStopOut:
+    """Stop a job: its run is cancelled at once, its process stopped soon after."""
+    return server_stop_out(servers.stop_server(store, runner, user, run_id))

@@ -1,0 +1,236 @@
+"""The job routes: servers (real), trainings, models, pre-annotations, licenses and
+backups (501 until their issues land, after the same role checks they will keep).
+
+``JOB_ROUTES`` is this part of the route-by-role matrix; test_api_matrix checks
+that the two matrices together cover every route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from conftest import ROLES, Lab
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_api_matrix import EVERYONE, MANAGERS, MEMBERS
+
+from annotrain.adapters.local_runner import LocalJobRunner
+from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus, Server
+from annotrain.domain.tasks import Member, Role
+from annotrain.domain.training_plan import ModelKind
+
+ADMINS = frozenset({"admin"})
+SINCE = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class JobRoute:
+    method: str
+    path: str
+    allowed: frozenset[str]
+    ok: int = 501
+    in_project: bool = True
+    params: dict[str, str] = field(default_factory=dict)
+
+
+JOB_ROUTES = {
+    "start training": JobRoute("POST", "/api/v1/projects/{pid}/trainings", MANAGERS),
+    "list trainings": JobRoute("GET", "/api/v1/projects/{pid}/trainings", MEMBERS),
+    "read training": JobRoute("GET", "/api/v1/trainings/{rid}", MEMBERS),
+    "read training logs": JobRoute("GET", "/api/v1/trainings/{rid}/logs", MEMBERS),
+    "cancel training": JobRoute("POST", "/api/v1/trainings/{rid}/cancel", MANAGERS),
+    "list models": JobRoute("GET", "/api/v1/models", EVERYONE, in_project=False),
+    "read model": JobRoute("GET", "/api/v1/models/{model}", MEMBERS),
+    "deploy model": JobRoute("POST", "/api/v1/projects/{pid}/models/{model}/deploy", MANAGERS),
+    "pre-annotate": JobRoute("POST", "/api/v1/projects/{pid}/preannotations", MANAGERS),
+    "list servers": JobRoute("GET", "/api/v1/servers", EVERYONE, 200, in_project=False),
+    "stop server": JobRoute("POST", "/api/v1/servers/{rid}/stop", MANAGERS, 202),
+    "list licenses": JobRoute("GET", "/api/v1/licenses", ADMINS, in_project=False),
+    "import license": JobRoute("POST", "/api/v1/licenses", ADMINS, in_project=False),
+    "delete license": JobRoute("DELETE", "/api/v1/licenses/{lid}", ADMINS, in_project=False),
+    "list backups": JobRoute("GET", "/api/v1/backups", ADMINS, in_project=False),
+    "start backup": JobRoute("POST", "/api/v1/backups", ADMINS, in_project=False),
+}
+#: The path parameters as the OpenAPI document names them.
+OPENAPI_NAMES = {
+    "{pid}": "{project_id}",
+    "/trainings/{rid}": "/trainings/{training_id}",
+    "/servers/{rid}": "/servers/{run_id}",
+    "{model}": "{name}",
+    "{lid}": "{license_id}",
+}
+RUN_ID = "run-1"
+MODEL = "notes-ner"
+
+
+def covered_operations() -> set[tuple[str, str]]:
+    """(method, OpenAPI path) of every route in JOB_ROUTES."""
+    covered = set()
+    for route in JOB_ROUTES.values():
+        path = route.path
+        for ours, theirs in OPENAPI_NAMES.items():
+            path = path.replace(ours, theirs)
+        covered.add((route.method, path))
+    return covered
+
+
+@pytest.fixture
+def jobs(lab: Lab) -> Lab:
+    """The lab with a training running in its project, a model, and a job runner."""
+    _running_training(lab, RUN_ID, lab.project_id)
+    lab.store.register_model(
+        ModelEntry(
+            MODEL, 1, next(iter(ModelKind)), ("Drug",), lab.project_id, RUN_ID,
+            "models/notes-ner/1", "base", SINCE,
+        )
+    )  # fmt: skip
+    runner = LocalJobRunner(lab.store, log_dir=lab.tmp_path / "logs")
+    lab.client.app.state.runner = runner  # type: ignore[attr-defined]
+    return lab
+
+
+def _running_training(lab: Lab, run_id: str, project_id: int, by: str = "owner") -> None:
+    run = Run(run_id, project_id, JobKind.TRAIN, RunStatus.RUNNING, by, SINCE, use_gpu=True)
+    lab.store.create_run(run)
+    lab.store.put_server(Server(run_id, JobKind.TRAIN, project_id, by, SINCE, True, "node:42"))
+
+
+def _call(lab: Lab, route: JobRoute, headers: dict[str, str]) -> Any:
+    path = route.path.format(pid=lab.project_id, rid=RUN_ID, model=MODEL, lid="lic-1")
+    return lab.client.request(route.method, path, headers=headers)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", JOB_ROUTES)
+def test_job_route_allows_exactly_its_roles(jobs: Lab, name: str, role: str) -> None:
+    route = JOB_ROUTES[name]
+    response = _call(jobs, route, jobs.auth(role))
+    if role in route.allowed:
+        expected = route.ok
+    elif route.in_project and role == "outsider":
+        expected = 404
+    else:
+        expected = 403
+    assert response.status_code == expected, response.text
+    if expected >= 400:
+        codes = {403: "forbidden", 404: "not_found", 501: "not_implemented"}
+        assert response.json()["error"]["code"] == codes[expected]
+
+
+@pytest.mark.parametrize("name", JOB_ROUTES)
+def test_job_route_refuses_a_request_without_a_token(jobs: Lab, name: str) -> None:
+    response = _call(jobs, JOB_ROUTES[name], {})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_not_implemented_names_what_is_missing_and_which_issue_brings_it(jobs: Lab) -> None:
+    response = jobs.client.post(
+        f"/api/v1/projects/{jobs.project_id}/trainings", headers=jobs.auth("owner")
+    )
+    assert response.status_code == 501
+    error = response.json()["error"]
+    assert error["code"] == "not_implemented"
+    assert "starting a training" in error["message"]
+    assert "issue 5" in error["message"]
+
+
+def test_licenses_say_they_arrive_with_the_licensing_issue(jobs: Lab) -> None:
+    error = jobs.client.get("/api/v1/licenses", headers=jobs.auth("admin")).json()["error"]
+    assert "issue 8" in error["message"]
+
+
+def test_a_run_that_is_no_training_is_not_found_as_a_training(jobs: Lab) -> None:
+    run = Run("ocr-1", jobs.project_id, JobKind.OCR, RunStatus.QUEUED, "owner", SINCE)
+    jobs.store.create_run(run)
+    response = jobs.client.get("/api/v1/trainings/ocr-1", headers=jobs.auth("owner"))
+    assert response.status_code == 404
+
+
+def test_servers_show_kind_project_who_since_and_gpu(jobs: Lab) -> None:
+    (server,) = jobs.client.get("/api/v1/servers", headers=jobs.auth("annotator")).json()["items"]
+    assert server == {
+        "run_id": RUN_ID,
+        "kind": "train",
+        "project_id": jobs.project_id,
+        "started_by": "owner",
+        "since": "2026-11-21T08:00:00Z",
+        "resource": "GPU",
+        "host": "node:42",
+    }
+
+
+def test_users_see_only_the_servers_of_their_projects_and_admins_all(jobs: Lab) -> None:
+    other = jobs.client.post(
+        "/api/v1/projects",
+        json={"name": "Other", "labeling_config": jobs.client.get(
+            f"/api/v1/projects/{jobs.project_id}/config", headers=jobs.auth("owner")
+        ).json()["labeling_config"]},
+        headers=jobs.auth("outsider"),
+    ).json()["id"]  # fmt: skip
+    _running_training(jobs, "run-2", other, by="outsider")
+
+    def seen(role: str) -> list[str]:
+        items = jobs.client.get("/api/v1/servers", headers=jobs.auth(role)).json()["items"]
+        return [s["run_id"] for s in items]
+
+    assert seen("admin") == [RUN_ID, "run-2"]
+    assert seen("owner") == [RUN_ID]
+    assert seen("outsider") == ["run-2"]
+    assert seen("newbie") == []
+
+
+def test_stopping_a_server_cancels_its_run_through_the_runner(jobs: Lab) -> None:
+    response = jobs.client.post(f"/api/v1/servers/{RUN_ID}/stop", headers=jobs.auth("manager"))
+    assert response.status_code == 202
+    assert response.json() == {"run_id": RUN_ID, "status": "cancelled"}
+    assert jobs.store.get_run(RUN_ID).status is RunStatus.CANCELLED
+
+
+def test_stopping_without_a_job_runner_answers_503_after_the_role_checks(jobs: Lab) -> None:
+    jobs.client.app.state.runner = None  # type: ignore[attr-defined]
+    path = f"/api/v1/servers/{RUN_ID}/stop"
+    assert jobs.client.post(path, headers=jobs.auth("annotator")).status_code == 403
+    assert jobs.client.post(path, headers=jobs.auth("outsider")).status_code == 404
+    response = jobs.client.post(path, headers=jobs.auth("owner"))
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "job_runner_unavailable"
+    assert "no job runner" in error["message"]
+    assert jobs.store.get_run(RUN_ID).status is RunStatus.RUNNING
+
+
+def test_stopping_an_unknown_run_is_not_found(jobs: Lab) -> None:
+    response = jobs.client.post("/api/v1/servers/nope/stop", headers=jobs.auth("admin"))
+    assert response.status_code == 404
+
+
+def test_a_member_added_to_a_project_sees_its_servers(jobs: Lab) -> None:
+    jobs.store.put_member(jobs.project_id, Member("newbie", Role.REVIEWER))
+    items = jobs.client.get("/api/v1/servers", headers=jobs.auth("newbie")).json()["items"]
+    assert [s["run_id"] for s in items] == [RUN_ID]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    operation=st.sampled_from([(r.method, r.path) for r in JOB_ROUTES.values()]),
+    text=st.text(min_size=1, max_size=40),
+    role=st.sampled_from(ROLES),
+)
+def test_no_path_value_makes_a_job_route_answer_500(
+    jobs: Lab, operation: tuple[str, str], text: str, role: str
+) -> None:
+    method, path = operation
+    value = quote(text, safe="")
+    url = path.format(pid=value, rid=value, model=value, lid=value)
+    response = jobs.client.request(method, url, headers=jobs.auth(role))
+    assert response.status_code < 500 or response.status_code in (501, 503), response.text
+    assert "error" in response.json() or response.status_code < 300

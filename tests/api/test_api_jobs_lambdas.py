@@ -1,0 +1,27 @@
+"""The jobs and system Lambda functions serve the job, license and backup routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from test_api_lambdas import _invoke, lambdas  # noqa: F401 - the fixture
+
+
+def test_the_jobs_function_serves_trainings_models_preannotations_and_servers(
+    lambdas: Any,  # noqa: F811
+) -> None:
+    status, body = _invoke(lambdas.jobs_handler, "GET", "/api/v1/servers")
+    assert (status, body) == (200, {"items": []})
+    status, body = _invoke(lambdas.jobs_handler, "GET", "/api/v1/models")
+    assert (status, body["error"]["code"]) == (501, "not_implemented")
+    # No job runner is wired on Lambda yet; an unknown run is not found before that.
+    assert _invoke(lambdas.jobs_handler, "POST", "/api/v1/servers/r1/stop")[0] == 404
+    assert _invoke(lambdas.jobs_handler, "GET", "/api/v1/system")[0] == 404
+
+
+def test_the_system_function_serves_licenses_and_backups_to_admins_only(
+    lambdas: Any,  # noqa: F811
+) -> None:
+    assert _invoke(lambdas.system_handler, "GET", "/api/v1/licenses")[0] == 403
+    assert _invoke(lambdas.system_handler, "GET", "/api/v1/backups")[0] == 403
+    assert _invoke(lambdas.system_handler, "GET", "/api/v1/servers")[0] == 404
