@@ -21,34 +21,28 @@ ANN = {"username": "ann", "cognito:groups": "[annotators]"}
 
 
 @pytest.fixture
-def lambdas(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def lambdas(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     import boto3
-    from moto import mock_aws
 
     from annotrain.adapters.dynamodb import create_table
 
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
         "ANNOTRAIN_MODE": "serverless",
         "ANNOTRAIN_TABLE": "annotrain",
         "ANNOTRAIN_OVERFLOW_BUCKET": "annotrain-items",
     }.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket="annotrain-items")
-        create_table(boto3.client("dynamodb", region_name=REGION), "annotrain")
-        import lambdas.api as module
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="annotrain-items")
+    create_table(boto3.client("dynamodb", region_name=REGION), "annotrain")
+    import lambdas.api as module
 
-        get_settings.cache_clear()
+    get_settings.cache_clear()
+    module._handler.cache_clear()
+    try:
+        yield module
+    finally:
         module._handler.cache_clear()
-        try:
-            yield module
-        finally:
-            module._handler.cache_clear()
-            get_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 def _invoke(handler: Any, method: str, path: str, body: Any = None, query: str = "") -> Any:

@@ -15,22 +15,6 @@ import pytest
 AWS_REGION = "us-east-1"
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A moto AWS account; fake credentials so nothing can reach real AWS."""
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": AWS_REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield
-
-
 def _one_request_at_a_time(client: Any) -> Any:
     """Make moto apply each DynamoDB request atomically, as DynamoDB does.
 

@@ -59,13 +59,6 @@ def _batch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
 
     from annotrain.adapters.batch import BatchJobRunner
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.delenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", raising=False)
     with mock_aws(config={"batch": {"use_docker": False}}):
         client = boto3.client("batch", region_name=REGION)
@@ -107,6 +100,7 @@ def lab(
     if request.param == "local":
         yield from _local(tmp_path)
     else:
+        request.getfixturevalue("aws_credentials")
         yield from _batch(monkeypatch)
 
 
