@@ -256,14 +256,16 @@ def served_lab(data_dir: Path) -> Iterator[tuple[str, str]]:
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
+        last_error: Exception | None = None
         while True:
             try:
                 if httpx.get(f"{base}/health").status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
+            except httpx.TransportError as exc:
+                # Not listening yet: expected until uvicorn is up; kept to explain a timeout.
+                last_error = exc
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("annotrain serve did not start")
+                raise RuntimeError(f"annotrain serve did not start (last error: {last_error})")
             time.sleep(0.1)
         yield base, (data_dir / "admin-token").read_text().strip()
     finally:
