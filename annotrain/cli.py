@@ -25,8 +25,8 @@ from annotrain.domain.errors import (
     LabelingConfigError,
     TaskImportError,
 )
-from annotrain.domain.export import ExportFilter, filter_for_export, to_json_min, write_csv
-from annotrain.domain.labelstudio import load_tasks, task_to_json
+from annotrain.domain.export import ExportFilter, ExportFormat, filter_for_export, render_tasks
+from annotrain.domain.labelstudio import load_tasks
 from annotrain.domain.selection import SkipReason, select_training_completions
 from annotrain.domain.training_plan import implied_models
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from annotrain.settings import Settings
 
 EXIT_REFUSED = 2
-FORMATS = ("json", "json_min", "csv", "conll")
+FORMATS = tuple(f.value for f in ExportFormat)
 # A task file is read whole to be checked whole before anything is written.
 MAX_TASKS_FILE_BYTES = 2 * 1024**3
 
@@ -224,16 +224,11 @@ def _convert(args: argparse.Namespace) -> int:
         skip_tasks_without_completions=args.skip_empty,
         annotators=frozenset(args.annotator),
     )
-    kept = list(filter_for_export(tasks, rules))
+    kept = filter_for_export(tasks, rules)
+    export_format = ExportFormat(args.format)
     with _output(args.output) as out:
-        if args.format == "json":
-            json.dump([task_to_json(t) for t in kept], out, indent=2, ensure_ascii=False)
-            out.write("\n")
-        elif args.format == "json_min":
-            json.dump(list(to_json_min(kept)), out, indent=2, ensure_ascii=False)
-            out.write("\n")
-        elif args.format == "csv":
-            write_csv(kept, out)
+        if export_format is not ExportFormat.CONLL:
+            out.writelines(render_tasks(kept, export_format))
         else:
             selection = select_training_completions(kept)
             report = write_conll(selection.chosen, schema, out)

@@ -8,12 +8,24 @@ them and flattens them for spreadsheets.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, TextIO
 
+from annotrain.domain.labelstudio import task_to_json
 from annotrain.domain.tasks import Completion, CompletionState, ResultItem, Task
+
+
+class ExportFormat(StrEnum):
+    """What an export is written as."""
+
+    JSON = "json"
+    JSON_MIN = "json_min"
+    CSV = "csv"
+    CONLL = "conll"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +125,38 @@ def _cell(value: Any) -> str | int | float:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+def render_tasks(tasks: Iterable[Task], export_format: ExportFormat) -> Iterator[str]:
+    """The text of a JSON, JSON_MIN or CSV export, piece by piece, as ``tasks`` is read.
+
+    JSON and JSON_MIN are arrays with one task (or row) per line, so a long
+    export streams; CSV needs every row to know its columns, so it comes whole.
+    CoNLL is not rendered here: it needs the training selection and the labeling
+    config (:mod:`annotrain.domain.conll`).
+
+    Raises:
+        ValueError: For CoNLL.
+    """
+    if export_format is ExportFormat.JSON:
+        return _json_array(task_to_json(task) for task in tasks)
+    if export_format is ExportFormat.JSON_MIN:
+        return _json_array(to_json_min(tasks))
+    if export_format is ExportFormat.CSV:
+        return _csv(tasks)
+    raise ValueError(f"{export_format} is rendered by annotrain.domain.conll")
+
+
+def _json_array(items: Iterable[Any]) -> Iterator[str]:
+    yield "["
+    separator = "\n"
+    for item in items:
+        yield separator + json.dumps(item, ensure_ascii=False)
+        separator = ",\n"
+    yield "\n]\n"
+
+
+def _csv(tasks: Iterable[Task]) -> Iterator[str]:
+    out = io.StringIO()
+    write_csv(tasks, out)
+    yield out.getvalue()

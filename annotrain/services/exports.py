@@ -6,17 +6,13 @@ completions, as everything else they read does; the others' see all.
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.conll import to_conll
-from annotrain.domain.export import ExportFilter, filter_for_export, to_json_min, write_csv
-from annotrain.domain.labelstudio import task_to_json
+from annotrain.domain.export import ExportFilter, ExportFormat, filter_for_export, render_tasks
 from annotrain.domain.selection import select_training_completions
 from annotrain.domain.tasks import Role, Task
 from annotrain.ports import ProjectStore, TaskQuery, TaskStore
@@ -29,15 +25,6 @@ T = TypeVar("T")
 
 class _Stores(ProjectStore, TaskStore, Protocol):
     """What export needs: a project store that keeps tasks too."""
-
-
-class ExportFormat(StrEnum):
-    """What an export is written as."""
-
-    JSON = "json"
-    JSON_MIN = "json_min"
-    CSV = "csv"
-    CONLL = "conll"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +83,8 @@ def export_tasks(
 
     media_type, suffix = _MEDIA[export_format]
     chunks: Iterator[str]
-    if export_format is ExportFormat.JSON:
-        chunks = _json_array(task_to_json(task) for task in tasks())
-    elif export_format is ExportFormat.JSON_MIN:
-        chunks = _json_array(to_json_min(tasks()))
-    elif export_format is ExportFormat.CSV:
-        chunks = _csv(tasks())
+    if export_format is not ExportFormat.CONLL:
+        chunks = render_tasks(tasks(), export_format)
     else:
         members = list_members(store, principal, project_id)
         schema = parse_labeling_config(project.label_config)
@@ -114,22 +97,6 @@ def export_tasks(
 def _role(store: _Stores, project_id: int, principal: Principal) -> Role | None:
     member = find_member(store, project_id, principal.name)
     return None if member is None else member.role
-
-
-def _json_array(items: Iterable[Any]) -> Iterator[str]:
-    yield "["
-    separator = "\n"
-    for item in items:
-        yield separator + json.dumps(item, ensure_ascii=False)
-        separator = ",\n"
-    yield "\n]\n"
-
-
-def _csv(tasks: Iterable[Task]) -> Iterator[str]:
-    # The columns are every key of every row, so the rows are gathered first.
-    out = io.StringIO()
-    write_csv(tasks, out)
-    yield out.getvalue()
 
 
 def _lazy(make: Callable[[], Iterable[T]]) -> Iterator[T]:

@@ -12,10 +12,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store
-from annotrain.domain.export import ExportFilter
+from annotrain.domain.export import ExportFilter, ExportFormat
 from annotrain.ports import TaskQuery
 from annotrain.services import exports
-from annotrain.services.exports import ExportFormat
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["export"])
 
