@@ -863,6 +863,32 @@ class SqliteStore:
         finally:
             connection.execute("COMMIT")
 
+    def _list_by_name(
+        self,
+        table: str,
+        columns: str,
+        key: str,
+        decode: Callable[[Row], T],
+        *,
+        limit: int,
+        token: str | None,
+    ) -> Page[T]:
+        """A keyset page of a table whose rows are known by one text key (its first column).
+
+        ``table``, ``columns`` and ``key`` are this module's own constants, never input.
+        """
+        limit = _page_size(limit)
+        after = _decode_token(table, token, 1)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",  # noqa: S608
+                (after[0] if after else "", limit + 1),
+            )
+            .fetchall()
+        )
+        return _page(table, rows, limit, decode, lambda row: (row[0],))
+
     # --- projects and members -----------------------------------------------------
 
     def create_project(self, project: Project) -> Project:
@@ -1657,18 +1683,8 @@ class SqliteStore:
 
     def list_users(self, *, limit: int = 100, token: str | None = None) -> Page[User]:
         """Users by name."""
-        limit = _page_size(limit)
-        after = _decode_token("users", token, 1)
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT name, role, created_at, revision FROM users WHERE name > ? "
-                "ORDER BY name LIMIT ?",
-                (after[0] if after else "", limit + 1),
-            )
-            .fetchall()
-        )
-        return _page("users", rows, limit, _user_from_row, lambda row: (row[0],))
+        return self._list_by_name("users", "name, role, created_at, revision", "name",
+                                   _user_from_row, limit=limit, token=token)  # fmt: skip
 
     def delete_user(self, name: str) -> None:
         """Delete a user and their tokens; deleting an unknown user does nothing."""
@@ -1745,17 +1761,8 @@ class SqliteStore:
 
     def list_licenses(self, *, limit: int = 100, token: str | None = None) -> Page[LicenseRecord]:
         """Licenses by id."""
-        limit = _page_size(limit)
-        after = _decode_token("licenses", token, 1)
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT id, document, imported_at FROM licenses WHERE id > ? ORDER BY id LIMIT ?",
-                (after[0] if after else "", limit + 1),
-            )
-            .fetchall()
-        )
-        return _page("licenses", rows, limit, _license_from_row, lambda row: (row[0],))
+        return self._list_by_name("licenses", "id, document, imported_at", "id",
+                                   _license_from_row, limit=limit, token=token)  # fmt: skip
 
     def delete_license(self, license_id: str) -> None:
         """Delete a license; deleting an unknown one does nothing."""
