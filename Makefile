@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Extras the lab and its tests need today; each deployment unit adds its own.
-EXTRAS := api,dev
+EXTRAS := api,ml,dev
 # Debian packages the lab needs at run time (installed when running as root).
 DEBIAN_PACKAGES :=
 comma := ,

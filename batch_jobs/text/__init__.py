@@ -1,0 +1,1 @@
+"""Text models: NER, assertion status and classification on a packaged encoder."""
