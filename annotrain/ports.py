@@ -398,8 +398,12 @@ class BlobStore(Protocol):
         ...
 
 
+@runtime_checkable
 class PresignedUrls(Protocol):
-    """Direct browser access to files, where the blob store offers it (S3)."""
+    """Direct browser access to files, where the blob store offers it (S3).
+
+    Runtime-checkable: a service asks its blob store whether it is one.
+    """
 
     def download_url(self, key: str, *, expires_in: int = 900) -> str:
         """A URL that downloads the file without credentials, for ``expires_in`` seconds."""

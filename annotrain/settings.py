@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         data_dir: The single-node data folder (database, files, admin token).
         max_json_bytes: The largest request body accepted, uploads aside.
         max_upload_bytes: The largest ``multipart/form-data`` body accepted.
+        max_image_bytes: The largest image a task import takes, uploaded in a form or
+            through a presigned URL.
         table: The DynamoDB table (serverless; ``ANNOTRAIN_TABLE``, as the Batch events
             function reads it).
         overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
@@ -46,9 +48,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".annotrain")
     max_json_bytes: int = Field(default=64 * 1024**2, gt=0)
     max_upload_bytes: int = Field(default=256 * 1024**2, gt=0)
+    max_image_bytes: int = Field(default=50 * 1024**2, gt=0)
     table: str = ""
     overflow_bucket: str = ""
     data_bucket: str = ""
+
+    @property
+    def blob_dir(self) -> Path:
+        """The single-node blob store's folder (task images…)."""
+        return self.data_dir / "blobs"
 
     @property
     def database_path(self) -> Path:

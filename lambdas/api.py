@@ -5,7 +5,8 @@ needs only that group's IAM rights. Nothing is built at import: the app (and
 with it the settings read and, on the first request that needs it, the store)
 is made on the first invocation and kept for the container's later ones.
 
-Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks, export),
+Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks and their
+imports and images, export),
 ``lambdas.api.completions_handler`` (completions and reviews),
 ``lambdas.api.jobs_handler`` (trainings, models, pre-annotations, servers) and
 ``lambdas.api.system_handler`` (system, licenses, backups).
@@ -24,9 +25,9 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def _projects_routers() -> list[APIRouter]:
-    from annotrain.api.routers import exports, members, projects, tasks
+    from annotrain.api.routers import exports, imports, members, projects, tasks
 
-    return [projects.router, members.router, tasks.router, exports.router]
+    return [projects.router, members.router, tasks.router, imports.router, exports.router]
 
 
 def _completions_routers() -> list[APIRouter]:
@@ -70,7 +71,7 @@ def _handler(group: str) -> Handler:
 
 
 def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Projects, members, tasks and export."""
+    """Projects, members, tasks (imports and images included) and export."""
     return _handler("projects")(event, context)
 
 

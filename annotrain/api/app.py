@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from annotrain import __version__
-from annotrain.api.deps import StoreSource
+from annotrain.api.deps import BlobSource, StoreSource
 from annotrain.api.errors import install_error_handlers
 from annotrain.api.limits import BodySizeLimit
-from annotrain.ports import Clock, JobRunner, Store
+from annotrain.ports import BlobStore, Clock, JobRunner, Store
 from annotrain.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -24,6 +24,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         backups,
         completions,
         exports,
+        imports,
         licenses,
         members,
         models,
@@ -36,7 +37,8 @@ def all_routers() -> tuple[APIRouter, ...]:
     )
 
     return (
-        system.router, projects.router, members.router, tasks.router, exports.router,
+        system.router, projects.router, members.router, tasks.router, imports.router,
+        exports.router,
         completions.router,
         trainings.router, models.router, preannotations.router, servers.router,
         licenses.router, backups.router,
@@ -50,6 +52,7 @@ def create_app(
     store: Store | None = None,
     clock: Clock | None = None,
     runner: JobRunner | None = None,
+    blobs: BlobStore | None = None,
 ) -> FastAPI:
     """Build the HTTP API.
 
@@ -62,6 +65,8 @@ def create_app(
         clock: The clock (default: the system clock).
         runner: The job runner that stops jobs (default: none; routes that need
             one answer 503). ``annotrain serve`` passes its local runner.
+        blobs: The blob store for task images (default: built from the settings on
+            first use: ``DATA_DIR/blobs``, or the data bucket serverless).
 
     Returns:
         The app, with ``GET /health`` (no authentication) besides the routers.
@@ -78,6 +83,7 @@ def create_app(
         summary="Annotate, train, benchmark and deploy NLP and Visual NER models.",
     )
     app.state.store_source = StoreSource(settings, store)
+    app.state.blob_source = BlobSource(settings, blobs)
     app.state.clock = clock
     app.state.runner = runner
     the_settings = settings

@@ -8,13 +8,15 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from annotrain.api.identity import principal_from_claims, principal_from_token
-from annotrain.ports import Clock, JobRunner
+from annotrain.ports import BlobStore, Clock, JobRunner
 from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
 from annotrain.settings import Mode, Settings, get_settings
 
 __all__ = [
     "AppSettings",
+    "BlobSource",
+    "Blobs",
     "CompletionId",
     "CurrentUser",
     "Now",
@@ -59,9 +61,49 @@ def _build_store(settings: Settings) -> StorePort:
     return SqliteStore(settings.database_path)
 
 
+class BlobSource:
+    """The app's blob store: the one given, or one built from the settings on first use.
+
+    A folder (``DATA_DIR/blobs``) on a single node, the data bucket serverless.
+    Built lazily for the same reasons as :class:`StoreSource`.
+    """
+
+    def __init__(self, settings: Settings, blobs: BlobStore | None = None) -> None:
+        self._settings = settings
+        self._blobs = blobs
+        self._lock = threading.Lock()
+
+    def get(self) -> BlobStore:
+        """The blob store, built on first call."""
+        if self._blobs is None:
+            with self._lock:
+                if self._blobs is None:
+                    self._blobs = _build_blobs(self._settings)
+        return self._blobs
+
+
+def _build_blobs(settings: Settings) -> BlobStore:
+    if settings.mode == Mode.SERVERLESS:
+        if not settings.data_bucket:
+            raise RuntimeError("set ANNOTRAIN_DATA_BUCKET: serverless files live in that bucket")
+        from annotrain.adapters.s3 import S3BlobStore
+
+        return S3BlobStore(settings.data_bucket)
+    from annotrain.adapters.filesystem import FilesystemBlobStore
+
+    settings.blob_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return FilesystemBlobStore(settings.blob_dir)
+
+
 def get_store(request: Request) -> StorePort:
     """The store the app was made with."""
     source: StoreSource = request.app.state.store_source
+    return source.get()
+
+
+def get_blobs(request: Request) -> BlobStore:
+    """The blob store the app was made with."""
+    source: BlobSource = request.app.state.blob_source
     return source.get()
 
 
@@ -79,6 +121,7 @@ def get_runner(request: Request) -> JobRunner | None:
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[StorePort, Depends(get_store)]
+Blobs = Annotated[BlobStore, Depends(get_blobs)]
 Now = Annotated[Clock, Depends(get_clock)]
 Runner = Annotated[JobRunner | None, Depends(get_runner)]
 

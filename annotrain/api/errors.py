@@ -20,12 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from annotrain.domain.errors import (
     AlreadyExistsError,
     ConflictError,
+    FileImportError,
+    ImageCheckUnavailableError,
     InvalidRequestError,
     JobRunnerUnavailableError,
     LabelingConfigError,
     NotFoundError,
     NotImplementedYetError,
     PermissionDeniedError,
+    PresignUnavailableError,
     StoreUnavailableError,
     TaskImportError,
 )
@@ -173,6 +176,25 @@ async def _task_import(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _file_import(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FileImportError)
+    return error_response(
+        422,
+        "invalid_files",
+        str(exc),
+        field="files",
+        details=[{**asdict(problem), "text": str(problem)} for problem in exc.problems],
+    )
+
+
+async def _presign_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(501, "presigned_urls_unavailable", str(exc))
+
+
+async def _image_check_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, "image_check_unavailable", str(exc))
+
+
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error_response(
         503, "store_unavailable", str(exc) or "storage is busy", headers={"Retry-After": "1"}
@@ -199,6 +221,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequestError, _invalid_request)
     app.add_exception_handler(LabelingConfigError, _labeling_config)
     app.add_exception_handler(TaskImportError, _task_import)
+    app.add_exception_handler(FileImportError, _file_import)
+    app.add_exception_handler(PresignUnavailableError, _presign_unavailable)
+    app.add_exception_handler(ImageCheckUnavailableError, _image_check_unavailable)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(NotImplementedYetError, _not_implemented)
     app.add_exception_handler(JobRunnerUnavailableError, _runner_unavailable)

@@ -80,6 +80,35 @@ class TaskImportError(AnnotrainError):
         super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
 
 
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """One reason a file was refused.
+
+    Attributes:
+        file: The file's name as uploaded (or the upload id).
+        reason: What is wrong and how to fix it.
+        line: 1-based line of the file where the problem is, when it is in one.
+    """
+
+    file: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file!r}" + (f", line {self.line}" if self.line is not None else "")
+        return f"{where}: {self.reason}"
+
+
+class FileImportError(AnnotrainError):
+    """Files that were refused whole; ``problems`` lists every reason (HTTP 422)."""
+
+    def __init__(self, problems: Sequence[FileProblem]) -> None:
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:20])
+        more = len(self.problems) - 20
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+
+
 class InvalidRequestError(AnnotrainError):
     """A parameter out of range or inconsistent with the project; names the field."""
 
@@ -155,4 +184,29 @@ class JobRunnerUnavailableError(AnnotrainError):
         super().__init__(
             f"cannot {action}: no job runner is configured for this server "
             "(`annotrain serve` starts one; an app made without one cannot run jobs)"
+        )
+
+
+class PresignUnavailableError(AnnotrainError):
+    """The lab's blob store cannot give presigned URLs (a folder on a single node: HTTP 501).
+
+    The message names the store and what to do instead.
+    """
+
+    def __init__(self, action: str, instead: str) -> None:
+        self.action = action
+        self.instead = instead
+        super().__init__(
+            f"cannot {action}: this lab keeps its files in a folder (single node), which "
+            f"has no presigned URLs; {instead}"
+        )
+
+
+class ImageCheckUnavailableError(AnnotrainError):
+    """Images cannot be checked here because Pillow is not installed (HTTP 503)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cannot check uploaded images: Pillow is not installed where the API runs; "
+            "install it (pip install pillow, or annotrain[ml]) and retry"
         )

@@ -6,12 +6,16 @@ the project get 404, as for a project that does not exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from conftest import ROLES, TEXT_CONFIG, Lab
+from PIL import Image
 
+from annotrain.adapters.filesystem import FilesystemBlobStore
 from annotrain.domain.tasks import Completion, CompletionState
 
 EVERYONE = frozenset(ROLES)
@@ -22,6 +26,29 @@ REVIEWERS = frozenset({"admin", "owner", "manager", "reviewer"})
 #: The completion's author (the annotator) and those who manage the project.
 AUTHOR_OR_MANAGERS = MANAGERS | {"annotator"}
 COMPLETION = "/api/v1/projects/{pid}/tasks/{tid}/completions/{cid}"
+IMAGE_ID = "0123456789abcdef0123456789abcdef"
+IMAGE_CONFIG = (
+    '<View><Image name="image" value="$image"/>'
+    '<RectangleLabels name="box" toName="image"><Label value="Drug"/></RectangleLabels></View>'
+)
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _image_project_with(key: str) -> Callable[[Lab], None]:
+    """Give the project an image config and a PNG at ``key`` (``{pid}`` filled in)."""
+
+    def prepare(lab: Lab) -> None:
+        project = lab.store.get_project(lab.project_id)
+        lab.store.update_project(replace(project, label_config=IMAGE_CONFIG))
+        blobs = FilesystemBlobStore(lab.tmp_path / "blobs")
+        blobs.put(key.format(pid=lab.project_id), io.BytesIO(_png()), content_type="image/png")
+
+    return prepare
 
 
 @dataclass(frozen=True)
@@ -34,6 +61,10 @@ class Route:
     in_project: bool = True
     #: The state of the annotator's completion ``{cid}`` names.
     completion: CompletionState = CompletionState.SUBMITTED
+    #: Multipart files to send instead of a JSON body.
+    files: Any = None
+    #: What the lab needs before the call (an image, an upload).
+    prepare: Callable[[Lab], None] | None = None
 
 
 ROUTES = {
@@ -69,6 +100,35 @@ ROUTES = {
         201,
         [{"data": {"text": "Aspirin daily."}}],
     ),
+    "import files": Route(
+        "POST",
+        "/api/v1/projects/{pid}/tasks/import/files",
+        MANAGERS,
+        201,
+        files=[("files", ("notes.csv", b"text\nAspirin daily.\n", "text/csv"))],
+    ),
+    # A folder store cannot presign: the role checks come first, then 501.
+    "presign image upload": Route(
+        "POST",
+        "/api/v1/projects/{pid}/tasks/import/presigned",
+        MANAGERS,
+        501,
+        {"content_type": "image/png"},
+    ),
+    "confirm image uploads": Route(
+        "POST",
+        "/api/v1/projects/{pid}/tasks/import/presigned/confirm",
+        MANAGERS,
+        201,
+        {"upload_ids": [IMAGE_ID]},
+        prepare=_image_project_with(f"projects/{{pid}}/uploads/{IMAGE_ID}"),
+    ),
+    "read image": Route(
+        "GET",
+        "/api/v1/projects/{pid}/images/" + IMAGE_ID,
+        MEMBERS,
+        prepare=_image_project_with(f"projects/{{pid}}/images/{IMAGE_ID}"),
+    ),
     "list tasks": Route("GET", "/api/v1/projects/{pid}/tasks", MEMBERS),
     "read task": Route("GET", "/api/v1/projects/{pid}/tasks/{tid}", MEMBERS),
     "delete task": Route("DELETE", "/api/v1/projects/{pid}/tasks/{tid}", MANAGERS, 204),
@@ -98,7 +158,11 @@ def _call(lab: Lab, route: Route, headers: dict[str, str]) -> Any:
     if "{cid}" in route.path:
         completion = Completion(None, (), author="annotator", state=route.completion)
         cid = lab.store.add_completion(lab.project_id, lab.task_id, completion).id
+    if route.prepare is not None:
+        route.prepare(lab)
     path = route.path.format(pid=lab.project_id, tid=lab.task_id, cid=cid)
+    if route.files is not None:
+        return lab.client.request(route.method, path, files=route.files, headers=headers)
     return lab.client.request(route.method, path, json=route.body, headers=headers)
 
 
@@ -115,7 +179,8 @@ def test_route_allows_exactly_its_roles(lab: Lab, name: str, role: str) -> None:
         expected = 403
     assert response.status_code == expected, response.text
     if expected >= 400:
-        assert response.json()["error"]["code"] == {403: "forbidden", 404: "not_found"}[expected]
+        codes = {403: "forbidden", 404: "not_found", 501: "presigned_urls_unavailable"}
+        assert response.json()["error"]["code"] == codes[expected]
 
 
 @pytest.mark.parametrize("name", ROUTES)
@@ -147,6 +212,7 @@ def test_every_api_route_is_in_the_matrix(lab: Lab) -> None:
             .replace("/newbie", "/{member}")
             .replace("{tid}", "{task_id}")
             .replace("{cid}", "{completion_id}")
+            .replace(IMAGE_ID, "{image_id}")
             .partition("?")[0],
         )
         for r in ROUTES.values()
