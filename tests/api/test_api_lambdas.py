@@ -30,9 +30,11 @@ def lambdas(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "ANNOTRAIN_MODE": "serverless",
         "ANNOTRAIN_TABLE": "annotrain",
         "ANNOTRAIN_OVERFLOW_BUCKET": "annotrain-items",
+        "ANNOTRAIN_DATA_BUCKET": "annotrain-data",
     }.items():
         monkeypatch.setenv(name, value)
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket="annotrain-items")
+    for bucket in ("annotrain-items", "annotrain-data"):
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
     create_table(boto3.client("dynamodb", region_name=REGION), "annotrain")
     import lambdas.api as module
 
@@ -147,3 +149,53 @@ def test_a_draft_is_changed_submitted_reviewed_and_exported_on_dynamodb(lambdas:
     )
     assert status == 200
     assert exported[0]["annotations"][0]["result"][0]["value"]["labels"] == ["Drug"]
+
+
+def test_an_image_upload_through_the_projects_function(lambdas: Any) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    config = (
+        '<View><Image name="image" value="$image"/>'
+        '<RectangleLabels name="box" toName="image"><Label value="Drug"/></RectangleLabels></View>'
+    )
+    status, project = _invoke(
+        lambdas.projects_handler,
+        "POST",
+        "/api/v1/projects",
+        {"name": "P", "labeling_config": config},
+    )
+    assert status == 201, project
+    png = io.BytesIO()
+    Image.new("RGB", (6, 4), (10, 200, 10)).save(png, format="PNG")
+    boundary = "annotrain-boundary"
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="scan.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + png.getvalue()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    # API Gateway hands binary bodies over base64-encoded.
+    event = http_api_event(
+        "POST", f"/api/v1/projects/{project['id']}/tasks/import/files", claims=ANN
+    )
+    event["headers"]["content-type"] = f"multipart/form-data; boundary={boundary}"
+    event["body"] = base64.b64encode(form).decode()
+    event["isBase64Encoded"] = True
+    response = lambdas.projects_handler(event, object())
+    assert response["statusCode"] == 201, response["body"]
+    (task_id,) = json.loads(response["body"])["task_ids"]
+
+    status, task = _invoke(
+        lambdas.projects_handler, "GET", f"/api/v1/projects/{project['id']}/tasks/{task_id}"
+    )
+    read = lambdas.projects_handler(
+        http_api_event("GET", task["data"]["image"], claims=ANN), object()
+    )
+    assert read["statusCode"] == 200
+    assert read["isBase64Encoded"] is True
+    assert base64.b64decode(read["body"]) == png.getvalue()

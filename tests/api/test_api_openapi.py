@@ -50,7 +50,8 @@ JSON = st.recursive(
 )
 FIELDS = (
     "name", "labeling_config", "description", "user", "role", "priority", "data",
-    "result", "draft", "lead_time", "revision", "accepted", "comment",
+    "result", "draft", "lead_time", "revision", "accepted", "comment", "content_type",
+    "expires_in", "upload_ids",
 )  # fmt: skip
 
 
@@ -75,6 +76,10 @@ def _bodies() -> st.SearchStrategy[Any]:
             ("PUT", "/api/v1/projects/{pid}/members"),
             ("DELETE", "/api/v1/projects/{pid}/members/{text}"),
             ("POST", "/api/v1/projects/{pid}/tasks/import"),
+            ("POST", "/api/v1/projects/{pid}/tasks/import/files"),
+            ("POST", "/api/v1/projects/{pid}/tasks/import/presigned"),
+            ("POST", "/api/v1/projects/{pid}/tasks/import/presigned/confirm"),
+            ("GET", "/api/v1/projects/{pid}/images/{text}"),
             ("GET", "/api/v1/projects/{pid}/tasks"),
             ("GET", "/api/v1/projects/{pid}/tasks/{tid}"),
             ("GET", "/api/v1/projects/{pid}/export"),
