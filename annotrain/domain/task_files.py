@@ -274,11 +274,17 @@ def tasks_from_delimited(
                     rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
-        refuse(
-            f"is not valid {kind} here ({exc}); quote fields that hold the delimiter, "
-            'quotes or line breaks, and double quotes inside them ("")',
-            start,
-        )
+        if "field limit" in str(exc):
+            reason = (
+                f"has a field over {csv.field_size_limit()} characters, more than a {kind} "
+                "cell may hold; import long texts as .txt files (text_split=file) or JSON"
+            )
+        else:
+            reason = (
+                f"is not valid {kind} here ({exc}); quote fields that hold the delimiter, "
+                'quotes or line breaks, and double quotes inside them ("")'
+            )
+        refuse(reason, start)
         raise FileImportError(problems) from None
     if header is None:
         raise FileImportError(

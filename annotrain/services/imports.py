@@ -187,7 +187,8 @@ def import_files(
         try:
             found, image = _read_file(upload, schema, limits, text_split, tags_column, new_id)
         except FileImportError as exc:
-            problems.extend(exc.problems)
+            # A config problem (no image field) is the same for every image: once.
+            problems.extend(p for p in exc.problems if p not in problems)
             continue
         if image is not None:
             found = [_image_task(project_id, schema, image, upload.name)]

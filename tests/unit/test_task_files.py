@@ -70,6 +70,14 @@ def test_a_row_spanning_lines_is_reported_at_its_first_line() -> None:
     assert problem.line == 6
 
 
+def test_a_cell_over_the_csv_field_limit_says_where_long_texts_go() -> None:
+    text = "text\nshort\n" + "x" * (csv.field_size_limit() + 1) + "\n"
+    with pytest.raises(FileImportError) as caught:
+        tasks_from_delimited(text, SCHEMA, filename="f.csv")
+    (problem,) = caught.value.problems
+    assert (problem.line, "text_split=file" in problem.reason) == (3, True)
+
+
 def test_text_lines_keep_their_spaces_and_lose_their_line_breaks() -> None:
     tasks = tasks_from_text(" a \r\nb\n\n", SCHEMA, filename="f.txt")
     assert [t.data["text"] for t in tasks] == [" a ", "b"]
