@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         """The single-node SQLite file."""
         return self.data_dir / "annotrain.db"
 
+    @property
+    def blob_dir(self) -> Path:
+        """The single-node blob folder: snapshots, logs, models."""
+        return self.data_dir / "blobs"
+
 
 @functools.cache
 def get_settings() -> Settings:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from annotrain import __version__
-from annotrain.api.deps import StoreSource
+from annotrain.api.deps import BlobStoreSource, StoreSource
 from annotrain.api.errors import install_error_handlers
 from annotrain.api.limits import BodySizeLimit
-from annotrain.ports import Clock, JobRunner, Store
+from annotrain.ports import BlobStore, Clock, JobRunner, Store
 from annotrain.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -50,6 +50,7 @@ def create_app(
     store: Store | None = None,
     clock: Clock | None = None,
     runner: JobRunner | None = None,
+    blobs: BlobStore | None = None,
 ) -> FastAPI:
     """Build the HTTP API.
 
@@ -62,6 +63,8 @@ def create_app(
         clock: The clock (default: the system clock).
         runner: The job runner that stops jobs (default: none; routes that need
             one answer 503). ``annotrain serve`` passes its local runner.
+        blobs: The blob store (snapshots, logs, models; default: built from the
+            settings on first use: ``DATA_DIR/blobs``, or the data bucket).
 
     Returns:
         The app, with ``GET /health`` (no authentication) besides the routers.
@@ -80,6 +83,7 @@ def create_app(
     app.state.store_source = StoreSource(settings, store)
     app.state.clock = clock
     app.state.runner = runner
+    app.state.blob_source = BlobStoreSource(settings, blobs)
     the_settings = settings
     app.dependency_overrides[get_settings] = lambda: the_settings
     install_error_handlers(app)

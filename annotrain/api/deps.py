@@ -8,13 +8,15 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from annotrain.api.identity import principal_from_claims, principal_from_token
-from annotrain.ports import Clock, JobRunner
+from annotrain.ports import BlobStore, Clock, JobRunner
 from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
 from annotrain.settings import Mode, Settings, get_settings
 
 __all__ = [
     "AppSettings",
+    "BlobStoreSource",
+    "Blobs",
     "CompletionId",
     "CurrentUser",
     "Now",
@@ -59,6 +61,43 @@ def _build_store(settings: Settings) -> StorePort:
     return SqliteStore(settings.database_path)
 
 
+class BlobStoreSource:
+    """The app's blob store: the one given, or one built from the settings on first use.
+
+    A folder under the data folder on a single node (``DATA_DIR/blobs``), the data
+    bucket in serverless mode.
+    """
+
+    def __init__(self, settings: Settings, blobs: BlobStore | None = None) -> None:
+        self._settings = settings
+        self._blobs = blobs
+        self._lock = threading.Lock()
+
+    def get(self) -> BlobStore:
+        """The blob store, built on first call."""
+        if self._blobs is None:
+            with self._lock:
+                if self._blobs is None:
+                    self._blobs = _build_blob_store(self._settings)
+        return self._blobs
+
+
+def _build_blob_store(settings: Settings) -> BlobStore:
+    if settings.mode == Mode.SERVERLESS:
+        from annotrain.adapters.s3 import S3BlobStore
+
+        return S3BlobStore(settings.data_bucket)
+    from annotrain.adapters.filesystem import FilesystemBlobStore
+
+    return FilesystemBlobStore(settings.blob_dir)
+
+
+def get_blob_store(request: Request) -> BlobStore:
+    """The blob store the app was made with."""
+    source: BlobStoreSource = request.app.state.blob_source
+    return source.get()
+
+
 def get_store(request: Request) -> StorePort:
     """The store the app was made with."""
     source: StoreSource = request.app.state.store_source
@@ -81,6 +120,7 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[StorePort, Depends(get_store)]
 Now = Annotated[Clock, Depends(get_clock)]
 Runner = Annotated[JobRunner | None, Depends(get_runner)]
+Blobs = Annotated[BlobStore, Depends(get_blob_store)]
 
 
 def get_current_user(request: Request, settings: AppSettings) -> Principal:
