@@ -323,11 +323,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # Jobs open the same SQLite file; the runner recovers what a previous server
         # left running before it takes new jobs, and stops its jobs when uvicorn returns.
-        runner = LocalJobRunner(
-            store,
-            log_dir=settings.data_dir / "logs",
-            env={"ANNOTRAIN_DB": str(settings.database_path)},
-        )
+        runner = LocalJobRunner(store, log_dir=settings.data_dir / "logs", env=_job_env(settings))
         app = _serving_app(settings, store, args.demo, runner=runner)
         runner.start()
         try:
@@ -337,6 +333,14 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _job_env(settings: Settings) -> dict[str, str]:
+    """What a local job needs to find the lab: its database and its blob folder."""
+    return {
+        "ANNOTRAIN_DB": str(settings.database_path.resolve()),
+        "ANNOTRAIN_BLOB_DIR": str(settings.blob_dir.resolve()),
+    }
 
 
 def _serving_app(

@@ -11,6 +11,7 @@ from annotrain.api.identity import principal_from_claims, principal_from_token
 from annotrain.ports import BlobStore, Clock, JobRunner
 from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
+from annotrain.services.events import EventPublisher
 from annotrain.settings import Mode, Settings, get_settings
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Blobs",
     "CompletionId",
     "CurrentUser",
+    "Events",
     "Now",
     "ProjectId",
     "Runner",
@@ -116,11 +118,18 @@ def get_runner(request: Request) -> JobRunner | None:
     return runner
 
 
+def get_events(request: Request) -> EventPublisher:
+    """Where the app publishes what happened (submitted completions)."""
+    events: EventPublisher = request.app.state.events
+    return events
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[StorePort, Depends(get_store)]
 Now = Annotated[Clock, Depends(get_clock)]
 Runner = Annotated[JobRunner | None, Depends(get_runner)]
 Blobs = Annotated[BlobStore, Depends(get_blob_store)]
+Events = Annotated[EventPublisher, Depends(get_events)]
 
 
 def get_current_user(request: Request, settings: AppSettings) -> Principal:

@@ -102,15 +102,6 @@ def _model_json(entry: ModelEntry) -> dict[str, object]:
     }
 
 
-def _model_json(entry: ModelEntry) -> dict[str, object]:
-    return {
-        "name": entry.name,
-        "version": entry.version,
-        "kind": entry.kind.value,
-        "artifact_key": entry.artifact_key,
-    }
-
-
 def read_preannotation(store: TrainingRecords, principal: Principal, run_id: str) -> Run:
     """A pre-annotation's status and progress (any member)."""
     return authorize_run(
