@@ -125,7 +125,8 @@ def test_a_training_registers_uploads_scores_and_deploys_its_models(lab: Lab) ->
     # The log: parameters, data counts, the trainer's lines, the scores.
     log = blob_text(lab, run.logs_key or "")
     assert "parameters: {'epochs': 10" in log
-    assert "data: " in log and " train, " in log
+    assert "data: " in log
+    assert " train, " in log
     assert "fake trainer: 6 examples" in log
     assert "project1-ner v1 deployed" in log
 
@@ -215,7 +216,8 @@ def test_pre_annotation_stores_predictions_in_the_label_studio_shape(lab: Lab) -
         t for t in lab.store.iter_tasks(lab.project.id) if "warfarin" in t.data["text"]
     ]
     new = incomplete.predictions[-1]
-    assert new.model_version is not None and "project1-ner" in new.model_version
+    assert new.model_version is not None
+    assert "project1-ner" in new.model_version
     assert new.score == 0.4  # the fake found no medication in "Patient on warfarin…"
 
 
