@@ -146,7 +146,59 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_data_dir(serve)
     serve.set_defaults(handler=_serve)
+    _add_job_commands(commands)
     return parser
+
+
+def _add_job_commands(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a project's models on this machine and wait for the result",
+        description="Start a training of PROJECT (its id) as POST /api/v1/projects/{id}/"
+        "trainings does, run it in a local worker and show its progress on stderr. Exit 0 "
+        "when it succeeded (the scores on stdout, JSON), 1 with the reason when it failed, "
+        "2 when the request was refused. Ctrl-C cancels the run.",
+    )
+    train.add_argument("project", type=int, metavar="PROJECT")
+    train.add_argument("--types", help="ner,assertion,classification (default: all implied)")
+    for name, kind in (("epochs", int), ("learning-rate", float), ("decay", float),
+                       ("dropout", float), ("batch-size", int), ("max-length", int),
+                       ("seed", int), ("early-stopping-patience", int)):  # fmt: skip
+        train.add_argument(f"--{name}", type=kind)
+    train.add_argument("--base-model", help="default: the project language's encoder")
+    train.add_argument("--validation-share", type=float, help="test share (default 0.2)")
+    train.add_argument("--train-tag", help="split by tags: this tag trains…")
+    train.add_argument("--test-tag", help="…and this one tests")
+    train.add_argument("--tags", help="only tasks with one of these tags (comma-separated)")
+    train.add_argument("--reviewed-only", action="store_true")
+    train.add_argument("--classifiers", help="Choices names to train classifiers for")
+    train.add_argument("--gpu", action="store_true", help="train on the GPU")
+    train.add_argument("--no-deploy", action="store_true", help="do not deploy the models")
+    _add_wait(train)
+    train.set_defaults(handler=_train)
+
+    preannotate = commands.add_parser(
+        "preannotate",
+        help="pre-annotate a project's tasks with its deployed models and wait",
+        description="Start a pre-annotation of PROJECT as POST /api/v1/projects/{id}/"
+        "preannotations does, run it in a local worker and show its progress on stderr.",
+    )
+    preannotate.add_argument("project", type=int, metavar="PROJECT")
+    preannotate.add_argument("--tasks", help="task ids, comma-separated (default: incomplete)")
+    preannotate.add_argument("--models", help="model names, comma-separated (default: deployed)")
+    _add_wait(preannotate)
+    preannotate.set_defaults(handler=_preannotate)
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        default=True,
+        help="wait for the run to end (always: the local worker lives as long as the command)",
+    )
+    parser.add_argument("--user", default="admin", help="who the run is recorded as started by")
+    _add_data_dir(parser)
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -323,11 +375,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # Jobs open the same SQLite file; the runner recovers what a previous server
         # left running before it takes new jobs, and stops its jobs when uvicorn returns.
-        runner = LocalJobRunner(
-            store,
-            log_dir=settings.data_dir / "logs",
-            env={"ANNOTRAIN_DB": str(settings.database_path)},
-        )
+        runner = LocalJobRunner(store, log_dir=settings.data_dir / "logs", env=_job_env(settings))
         app = _serving_app(settings, store, args.demo, runner=runner)
         runner.start()
         try:
@@ -337,6 +385,138 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from annotrain.services import trainings
+
+    names = ("epochs", "learning_rate", "decay", "dropout", "batch_size", "max_length",
+             "seed", "early_stopping_patience")  # fmt: skip
+    by_tags = args.train_tag is not None or args.test_tag is not None
+    share = args.validation_share if args.validation_share is not None or by_tags else 0.2
+    request = trainings.TrainingRequest(
+        types=None if args.types is None else trainings.parse_types(_names(args.types)),
+        params={n: getattr(args, n) for n in names if getattr(args, n) is not None},
+        base_model=args.base_model,
+        split=trainings.SplitRequest(share, args.train_tag, args.test_tag),
+        tags=_names(args.tags),
+        reviewed_only=args.reviewed_only,
+        use_gpu=args.gpu,
+        deploy=not args.no_deploy,
+        classifiers=None if args.classifiers is None else _names(args.classifiers),
+    )
+
+    def start(lab: _LocalLab) -> str:
+        from annotrain.services.system import gpu_available
+
+        run = trainings.start_training(
+            lab.store, lab.blobs, lab.runner, lab.principal, lab.clock, args.project, request,
+            gpu_available=gpu_available(),
+        )  # fmt: skip
+        return run.id
+
+    return _run_and_wait(args, start)
+
+
+def _preannotate(args: argparse.Namespace) -> int:
+    from annotrain.services.preannotations import start_preannotation
+
+    def start(lab: _LocalLab) -> str:
+        task_ids = None
+        if args.tasks is not None:
+            try:
+                task_ids = [int(t) for t in _names(args.tasks)]
+            except ValueError:
+                raise _RefusedInputError(f"--tasks: not task ids: {args.tasks!r}") from None
+        run = start_preannotation(
+            lab.store, lab.runner, lab.principal, lab.clock, args.project,
+            task_ids=task_ids, model_names=None if args.models is None else _names(args.models),
+        )  # fmt: skip
+        return run.id
+
+    return _run_and_wait(args, start)
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+
+
+class _LocalLab:
+    """The store, blob folder, a local worker and the clock: what ``train`` and
+    ``preannotate`` run a job with."""
+
+    def __init__(self, settings: Settings, user: str) -> None:
+        from annotrain.adapters.filesystem import FilesystemBlobStore
+        from annotrain.adapters.local_runner import LocalJobRunner
+        from annotrain.adapters.system_clock import SystemClock
+        from annotrain.services.access import Principal
+
+        self.store = _open_store(settings)
+        self.blobs = FilesystemBlobStore(settings.blob_dir)
+        self.clock = SystemClock()
+        self.principal = Principal(user, is_admin=True)
+        self.runner = LocalJobRunner(
+            self.store, log_dir=settings.data_dir / "logs", env=_job_env(settings)
+        )
+
+
+def _run_and_wait(args: argparse.Namespace, start: Any) -> int:
+    """Start a run with a local worker beside any server, show its progress, exit by its end."""
+    import time
+
+    from annotrain.domain.errors import JobRunnerUnavailableError, NotFoundError
+
+    lab = _LocalLab(_settings(args.data_dir), args.user)
+    # Beside a server on the same lab: serve only this job, take nothing of the server's.
+    lab.runner.start(recover=False)
+    try:
+        try:
+            run_id = start(lab)
+        except (NotFoundError, JobRunnerUnavailableError) as exc:
+            raise _RefusedInputError(str(exc)) from None
+        print(f"annotrain: run {run_id} started", file=sys.stderr)
+        try:
+            while not (run := lab.store.get_run(run_id)).status.is_final:
+                _show_progress(run)
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            lab.runner.cancel(run_id)
+            run = lab.store.get_run(run_id)
+        _show_progress(run)
+        sys.stderr.write("\n")
+    finally:
+        lab.runner.shutdown()
+        lab.store.close()
+    if run.status.value == "succeeded":
+        json.dump({"id": run.id, "status": run.status.value, "metrics": dict(run.metrics)},
+                  sys.stdout, indent=2, ensure_ascii=False)  # fmt: skip
+        sys.stdout.write("\n")
+        return 0
+    print(f"annotrain: run {run.id} {run.status.value}: {run.failure_reason}", file=sys.stderr)
+    return 1
+
+
+def _show_progress(run: Any) -> None:
+    """One line on stderr, rewritten in place: a bar, percent, epoch, loss."""
+    width = 30
+    done = int(width * min(max(run.progress, 0.0), 100.0) / 100)
+    last = run.history[-1] if run.history else {}
+    details = [f"{run.status.value}"]
+    if run.epoch is not None:
+        details.append(f"epoch {run.epoch}")
+    if isinstance(last.get("loss"), int | float):
+        details.append(f"loss {last['loss']:.4f}")
+    bar = "#" * done + "." * (width - done)
+    sys.stderr.write(f"\r[{bar}] {run.progress:5.1f}% {' '.join(details)}   ")
+    sys.stderr.flush()
+
+
+def _job_env(settings: Settings) -> dict[str, str]:
+    """What a local job needs to find the lab: its database and its blob folder."""
+    return {
+        "ANNOTRAIN_DB": str(settings.database_path.resolve()),
+        "ANNOTRAIN_BLOB_DIR": str(settings.blob_dir.resolve()),
+    }
 
 
 def _serving_app(

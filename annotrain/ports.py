@@ -26,10 +26,12 @@ Shared rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Generic, Protocol, TypeVar, runtime_checkable
+from pathlib import Path
+from typing import Any, BinaryIO, Generic, Protocol, TypeVar, runtime_checkable
 
 from annotrain.domain.records import (
     ApiToken,
@@ -43,7 +45,9 @@ from annotrain.domain.records import (
     UsageRecord,
     User,
 )
+from annotrain.domain.snapshot import TrainingSnapshot
 from annotrain.domain.tasks import Completion, Member, Prediction, Review, Task
+from annotrain.domain.training_plan import ModelSpec
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
@@ -467,4 +471,131 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """Now, timezone-aware UTC."""
+        ...
+
+
+# --- the model code, as the jobs call it (batch_jobs/text; torch stays there) ---------
+
+
+class TrainingProgress(Protocol):
+    """Where a training stands, as the trainer reports it."""
+
+    @property
+    def percent(self) -> float:
+        """0 to 100, over every model the run trains."""
+        ...
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch under way."""
+        ...
+
+    @property
+    def step(self) -> int | None:
+        """The optimisation step."""
+        ...
+
+    @property
+    def total_steps(self) -> int | None:
+        """The steps the run will take at most."""
+        ...
+
+    @property
+    def loss(self) -> float | None:
+        """The latest training loss."""
+        ...
+
+    @property
+    def model_name(self) -> str | None:
+        """The model being trained."""
+        ...
+
+    @property
+    def message(self) -> str | None:
+        """A line for people, if any."""
+        ...
+
+
+class TrainedModel(Protocol):
+    """One trained model: a ``save_pretrained`` folder with ``annotrain.json``, and its scores."""
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model the snapshot asked for."""
+        ...
+
+    @property
+    def directory(self) -> Path:
+        """The model folder (loads with transformers as it is)."""
+        ...
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        """JSON-safe: ``per_label`` P/R/F1/support, ``micro``, ``macro``, ``confusion_matrix``."""
+        ...
+
+    @property
+    def history(self) -> Sequence[Mapping[str, Any]]:
+        """One entry per evaluation: epoch, loss, scores."""
+        ...
+
+    @property
+    def plots(self) -> Sequence[Path]:
+        """PNG files: learning curves, confusion matrices."""
+        ...
+
+
+class Trainer(Protocol):
+    """Trains every model a snapshot asks for (``batch_jobs.text``'s ``train_snapshot``).
+
+    Errors a person can act on subclass AnnotrainError; their text is the run's
+    failure reason.
+    """
+
+    def __call__(
+        self,
+        snapshot: TrainingSnapshot,
+        out_dir: Path,
+        *,
+        device: str = "cpu",
+        on_progress: Callable[[TrainingProgress], None],
+        log: logging.Logger | None,
+        should_stop: Callable[[], bool],
+    ) -> list[TrainedModel]:
+        """Train into ``out_dir``; returns the models (none when asked to stop)."""
+        ...
+
+
+class TaskPrediction(Protocol):
+    """What the models predict for one task."""
+
+    @property
+    def result(self) -> Sequence[Mapping[str, Any]]:
+        """Result items in Label Studio JSON, each with its ``score``."""
+        ...
+
+    @property
+    def score(self) -> float:
+        """The task's score (confidence, 0 to 1)."""
+        ...
+
+    @property
+    def model_version(self) -> str:
+        """Which models (and versions) predicted it."""
+        ...
+
+
+class TextPredictor(Protocol):
+    """Loaded models that predict for tasks."""
+
+    def predict(self, tasks: Sequence[Mapping[str, Any]]) -> list[TaskPrediction]:
+        """One prediction per task (``{"id", "data"}``), in order."""
+        ...
+
+
+class PredictorLoader(Protocol):
+    """Loads model folders into one predictor (``batch_jobs.text``'s ``load_models``)."""
+
+    def __call__(self, directories: Sequence[Path], device: str = "cpu") -> TextPredictor:
+        """The models of these folders, on ``device``."""
         ...

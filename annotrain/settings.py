@@ -55,7 +55,7 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
-        """The single-node blob store's folder (task images…)."""
+        """The single-node blob store's folder: task images, snapshots, logs, models."""
         return self.data_dir / "blobs"
 
     @property

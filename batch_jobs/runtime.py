@@ -7,7 +7,8 @@ A job module wires its work function and nothing else::
 
 and :func:`run_job` does the rest: reads ``--run-id`` (or ``ANNOTRAIN_RUN_ID``),
 opens the store the environment names (``ANNOTRAIN_DB``: SQLite on a single node;
-``ANNOTRAIN_TABLE``, with ``ANNOTRAIN_OVERFLOW_BUCKET``: DynamoDB on AWS), marks the
+``ANNOTRAIN_TABLE``, with ``ANNOTRAIN_OVERFLOW_BUCKET``: DynamoDB on AWS) and the blob
+store (``ANNOTRAIN_BLOB_DIR``: a folder; ``ANNOTRAIN_DATA_BUCKET``: S3), marks the
 run running, keeps its heartbeat every ``ANNOTRAIN_HEARTBEAT_SECONDS`` (30), calls
 the work, and marks the run succeeded, or failed with the error's message.
 
@@ -36,7 +37,7 @@ from typing import NoReturn
 
 from annotrain.domain.errors import AnnotrainError, NotFoundError
 from annotrain.domain.records import Run, RunStatus
-from annotrain.ports import Clock, RunStore
+from annotrain.ports import BlobStore, Clock, RunStore
 from annotrain.services.run_lifecycle import finished, update_run_with
 
 EXIT_SUCCEEDED = 0
@@ -61,12 +62,27 @@ class JobContext:
         clock: The time.
         stop_requested: Set when the run ended while the work was under way (it was
             cancelled): the work should stop as soon as it can.
+        blobs: The blob store the environment names, if it names one.
     """
 
     run_id: str
     store: RunStore
     clock: Clock
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    blobs: BlobStore | None = None
+
+    def blob_store(self) -> BlobStore:
+        """The blob store (snapshots, logs, models).
+
+        Raises:
+            JobSetupError: The environment names none.
+        """
+        if self.blobs is None:
+            raise JobSetupError(
+                "no blob store: set ANNOTRAIN_BLOB_DIR to the lab's blob folder (single node) "
+                "or ANNOTRAIN_DATA_BUCKET to its S3 bucket (AWS)"
+            )
+        return self.blobs
 
     def run(self) -> Run:
         """The run as stored now."""
@@ -89,6 +105,7 @@ class JobContext:
 
 Work = Callable[[JobContext], None]
 StoreOpener = Callable[[Mapping[str, str]], RunStore]
+BlobOpener = Callable[[Mapping[str, str]], BlobStore | None]
 
 
 def open_store(environ: Mapping[str, str]) -> RunStore:
@@ -114,12 +131,26 @@ def open_store(environ: Mapping[str, str]) -> RunStore:
     )
 
 
+def open_blob_store(environ: Mapping[str, str]) -> BlobStore | None:
+    """The blob store the environment names: a folder (single node) or S3 (AWS); else None."""
+    if folder := environ.get("ANNOTRAIN_BLOB_DIR"):
+        from annotrain.adapters.filesystem import FilesystemBlobStore
+
+        return FilesystemBlobStore(folder)
+    if bucket := environ.get("ANNOTRAIN_DATA_BUCKET"):
+        from annotrain.adapters.s3 import S3BlobStore
+
+        return S3BlobStore(bucket)
+    return None
+
+
 def run_job(
     work: Work,
     argv: Sequence[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     store_opener: StoreOpener = open_store,
+    blob_opener: BlobOpener = open_blob_store,
     clock: Clock | None = None,
     heartbeat_interval: float | None = None,
 ) -> int:
@@ -130,6 +161,7 @@ def run_job(
         argv: The arguments (``--run-id``); ``sys.argv[1:]`` by default.
         environ: The environment; ``os.environ`` by default.
         store_opener: Opens the store from the environment.
+        blob_opener: Opens the blob store from the environment (None when it names none).
         clock: The time; the system clock by default.
         heartbeat_interval: Seconds between heartbeats; by default
             ``ANNOTRAIN_HEARTBEAT_SECONDS`` or 30.
@@ -146,6 +178,7 @@ def run_job(
             environ.get("ANNOTRAIN_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)
         )
         store = store_opener(environ)
+        blobs = blob_opener(environ)
     except (JobSetupError, ValueError) as exc:
         _LOG.error("%s", exc)
         return EXIT_USAGE
@@ -153,7 +186,7 @@ def run_job(
         from annotrain.adapters.system_clock import SystemClock
 
         clock = SystemClock()
-    context = JobContext(args.run_id, store, clock)
+    context = JobContext(args.run_id, store, clock, blobs=blobs)
     try:
         run, _ = update_run_with(store, args.run_id, lambda r: _begun(r, clock))
     except NotFoundError as exc:

@@ -256,12 +256,19 @@ class LocalJobRunner:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
-        """Recover what a previous server left behind, then start supervising."""
+    def start(self, *, recover: bool = True) -> None:
+        """Recover what a previous server left behind, then start supervising.
+
+        Args:
+            recover: False for a runner that serves only the jobs it is given beside
+                a server's runner on the same store (``annotrain train --wait``): it
+                must not take the server's runs for a crash's leftovers.
+        """
         if self._thread is not None:
             return
         self._stopping.clear()
-        self.recover()
+        if recover:
+            self.recover()
         self._thread = threading.Thread(
             target=self._supervise, name="annotrain-local-runner", daemon=True
         )

@@ -11,6 +11,7 @@ from annotrain.api.deps import BlobSource, StoreSource
 from annotrain.api.errors import install_error_handlers
 from annotrain.api.limits import BodySizeLimit
 from annotrain.ports import BlobStore, Clock, JobRunner, Store
+from annotrain.services.events import CompletionSubmitted, EventPublisher, InProcessEvents
 from annotrain.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -53,6 +54,7 @@ def create_app(
     clock: Clock | None = None,
     runner: JobRunner | None = None,
     blobs: BlobStore | None = None,
+    events: EventPublisher | None = None,
 ) -> FastAPI:
     """Build the HTTP API.
 
@@ -65,8 +67,10 @@ def create_app(
         clock: The clock (default: the system clock).
         runner: The job runner that stops jobs (default: none; routes that need
             one answer 503). ``annotrain serve`` passes its local runner.
-        blobs: The blob store for task images (default: built from the settings on
-            first use: ``DATA_DIR/blobs``, or the data bucket serverless).
+        blobs: The blob store (snapshots, logs, models; default: built from the
+            settings on first use: ``DATA_DIR/blobs``, or the data bucket).
+        events: Where submitted completions are published (default: in process, to
+            the active-learning trigger over this app's store, blobs and runner).
 
     Returns:
         The app, with ``GET /health`` (no authentication) besides the routers.
@@ -86,6 +90,7 @@ def create_app(
     app.state.blob_source = BlobSource(settings, blobs)
     app.state.clock = clock
     app.state.runner = runner
+    app.state.events = events if events is not None else _in_process_events(app, settings)
     the_settings = settings
     app.dependency_overrides[get_settings] = lambda: the_settings
     install_error_handlers(app)
@@ -103,3 +108,25 @@ def create_app(
     for router in all_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
     return app
+
+
+def _in_process_events(app: FastAPI, settings: Settings) -> InProcessEvents:
+    """Events delivered in this process: submitted completions reach active learning."""
+    events = InProcessEvents()
+
+    def trigger(event: CompletionSubmitted) -> None:
+        # Imported and built on the first event: the stores and runner are the app's
+        # as they are then (tests and `serve` set the runner after creating the app).
+        from annotrain.api.routers.trainings import lab_has_gpu
+        from annotrain.services.active_learning import ActiveLearningTrigger
+
+        ActiveLearningTrigger(
+            app.state.store_source.get(),
+            app.state.blob_source.get(),
+            app.state.runner,
+            app.state.clock,
+            gpu_available=lambda: lab_has_gpu(settings),
+        )(event)
+
+    events.subscribe(trigger)
+    return events

@@ -11,6 +11,7 @@ from annotrain.api.identity import principal_from_claims, principal_from_token
 from annotrain.ports import BlobStore, Clock, JobRunner
 from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
+from annotrain.services.events import EventPublisher
 from annotrain.settings import Mode, Settings, get_settings
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Blobs",
     "CompletionId",
     "CurrentUser",
+    "Events",
     "Now",
     "ProjectId",
     "Runner",
@@ -113,6 +115,12 @@ def get_clock(request: Request) -> Clock:
     return clock
 
 
+def get_events(request: Request) -> EventPublisher:
+    """Where the app publishes what happened (submitted completions)."""
+    events: EventPublisher = request.app.state.events
+    return events
+
+
 def get_runner(request: Request) -> JobRunner | None:
     """The job runner the app was made with, or None when it has none."""
     runner: JobRunner | None = request.app.state.runner
@@ -124,6 +132,7 @@ Store = Annotated[StorePort, Depends(get_store)]
 Blobs = Annotated[BlobStore, Depends(get_blobs)]
 Now = Annotated[Clock, Depends(get_clock)]
 Runner = Annotated[JobRunner | None, Depends(get_runner)]
+Events = Annotated[EventPublisher, Depends(get_events)]
 
 
 def get_current_user(request: Request, settings: AppSettings) -> Principal:

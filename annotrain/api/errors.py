@@ -24,11 +24,13 @@ from annotrain.domain.errors import (
     ImageCheckUnavailableError,
     InvalidRequestError,
     JobRunnerUnavailableError,
+    JobSubmitError,
     LabelingConfigError,
     NotFoundError,
     NotImplementedYetError,
     PermissionDeniedError,
     PresignUnavailableError,
+    RunStateError,
     StoreUnavailableError,
     TaskImportError,
 )
@@ -205,6 +207,10 @@ async def _not_implemented(request: Request, exc: Exception) -> JSONResponse:
     return error_response(501, "not_implemented", str(exc))
 
 
+async def _job_submit(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, "job_submit_failed", str(exc), headers={"Retry-After": "30"})
+
+
 async def _runner_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "job_runner_unavailable", str(exc))
 
@@ -227,3 +233,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(NotImplementedYetError, _not_implemented)
     app.add_exception_handler(JobRunnerUnavailableError, _runner_unavailable)
+    app.add_exception_handler(JobSubmitError, _job_submit)
+    app.add_exception_handler(RunStateError, _conflict)

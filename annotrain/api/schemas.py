@@ -15,7 +15,7 @@ from annotrain.domain.labelstudio import completion_to_json
 from annotrain.domain.records import Project
 from annotrain.domain.tasks import Completion, CompletionState, Member, Role
 from annotrain.domain.training_plan import ModelSpec
-from annotrain.services.projects import ConfigReport, description_of
+from annotrain.services.projects import ConfigReport, description_of, language_of
 
 NAME = Field(min_length=1, max_length=200)
 # Revisions are 64-bit in every store: larger ones are refused, not looked up.
@@ -34,6 +34,9 @@ class ProjectCreate(RequestBody):
     name: str = NAME
     labeling_config: str = Field(min_length=1, description="Label Studio XML")
     description: str = Field(default="", max_length=10_000)
+    language: str = Field(
+        default="en", description="picks the tokenizer and encoder: en, de, es, pt, it, da, ro"
+    )
 
 
 class ProjectUpdate(RequestBody):
@@ -41,6 +44,7 @@ class ProjectUpdate(RequestBody):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
+    language: str | None = Field(default=None, description="en, de, es, pt, it, da, ro")
 
 
 class ConfigUpdate(RequestBody):
@@ -63,6 +67,7 @@ class ProjectOut(BaseModel):
     id: int
     name: str
     description: str
+    language: str
     labeling_config: str
     created_by: str
     created_at: datetime
@@ -174,6 +179,7 @@ def project_out(project: Project) -> ProjectOut:
         id=project.id,
         name=project.name,
         description=description_of(project),
+        language=language_of(project),
         labeling_config=project.label_config,
         created_by=project.created_by,
         created_at=project.created_at,

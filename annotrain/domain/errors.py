@@ -210,3 +210,24 @@ class ImageCheckUnavailableError(AnnotrainError):
             "cannot check uploaded images: Pillow is not installed where the API runs; "
             "install it (pip install pillow, or annotrain[ml]) and retry"
         )
+
+
+class JobSubmitError(AnnotrainError):
+    """The job runner refused or failed to take a job; the run was marked failed (HTTP 503)."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(
+            f"run {run_id!r} could not be submitted ({reason}); it is marked failed: "
+            "start it again once the job runner answers"
+        )
+
+
+class RunStateError(AnnotrainError):
+    """A run is not in a status that allows the change asked for (HTTP 409)."""
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id!r} is {status} already: {action} is not possible")

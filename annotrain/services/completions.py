@@ -34,6 +34,7 @@ from annotrain.services.access import (
     authorize,
     find_member,
 )
+from annotrain.services.events import CompletionSubmitted, EventPublisher
 
 
 class _Stores(ProjectStore, TaskStore, Protocol):
@@ -50,11 +51,13 @@ def create_completion(
     *,
     draft: bool = False,
     lead_time: float | None = None,
+    events: EventPublisher | None = None,
 ) -> Completion:
     """Store the caller's completion of a task, submitted or as a draft (any member, admin).
 
     The result is checked against the project's labeling config and the task's
-    data exactly as an import checks it; its author is always the caller.
+    data exactly as an import checks it; its author is always the caller. A
+    submitted one is published to ``events`` (active learning counts them).
 
     Raises:
         TaskImportError: The result does not fit the config or the task (every problem).
@@ -70,7 +73,10 @@ def create_completion(
     if lead_time is not None:
         raw["lead_time"] = lead_time
     completion = _checked(project, task, raw)
-    return store.add_completion(project_id, task_id, completion)
+    stored = store.add_completion(project_id, task_id, completion)
+    if not draft:
+        _published(events, project_id, task_id, stored)
+    return stored
 
 
 def update_completion(
@@ -113,8 +119,9 @@ def submit_completion(
     completion_id: int,
     *,
     revision: int,
+    events: EventPublisher | None = None,
 ) -> Completion:
-    """Submit a draft (its author; Owner, Manager, admin any).
+    """Submit a draft (its author; Owner, Manager, admin any); published to ``events``.
 
     Raises:
         ConflictError: The completion changed since ``revision``.
@@ -131,7 +138,16 @@ def submit_completion(
         revision=revision,
         updated_at=clock.now().isoformat(),
     )
-    return store.update_completion(project_id, task_id, submitted)
+    stored = store.update_completion(project_id, task_id, submitted)
+    _published(events, project_id, task_id, stored)
+    return stored
+
+
+def _published(
+    events: EventPublisher | None, project_id: int, task_id: int, completion: Completion
+) -> None:
+    if events is not None and isinstance(completion.id, int):
+        events.publish(CompletionSubmitted(project_id, task_id, completion.id))
 
 
 def delete_completion(

@@ -7,12 +7,15 @@ from dataclasses import dataclass, replace
 from annotrain.domain.config import ProjectSchema, parse_labeling_config
 from annotrain.domain.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from annotrain.domain.records import Project
+from annotrain.domain.snapshot import LANGUAGES
 from annotrain.domain.tasks import Member, Role
 from annotrain.domain.training_plan import ModelSpec, implied_models
 from annotrain.ports import MAX_PAGE_SIZE, Clock, ProjectStore, UserStore
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
 
 DESCRIPTION_KEY = "description"
+LANGUAGE_KEY = "language"
+DEFAULT_LANGUAGE = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,26 @@ def description_of(project: Project) -> str:
     return value if isinstance(value, str) else ""
 
 
+def language_of(project: Project) -> str:
+    """The project's language: it picks the tokenizer and encoder (``en`` unless set)."""
+    value = project.settings.get(LANGUAGE_KEY, DEFAULT_LANGUAGE)
+    return value if isinstance(value, str) else DEFAULT_LANGUAGE
+
+
+def check_language(language: str) -> str:
+    """Refuse a language the lab does not know.
+
+    Raises:
+        InvalidRequestError: On ``language``, listing those it knows.
+    """
+    if language not in LANGUAGES:
+        raise InvalidRequestError(
+            "language",
+            f"{language!r} is not a language the lab knows; use one of: {', '.join(LANGUAGES)}",
+        )
+    return language
+
+
 def create_project(
     store: ProjectStore,
     principal: Principal,
@@ -49,13 +72,19 @@ def create_project(
     name: str,
     labeling_config: str,
     description: str = "",
+    language: str = DEFAULT_LANGUAGE,
 ) -> Project:
     """Create a project whose creator becomes its Owner.
 
     Raises:
         LabelingConfigError: The config is not usable; nothing is stored.
+        InvalidRequestError: A language the lab does not know; nothing is stored.
     """
     check_config(labeling_config)
+    check_language(language)
+    settings: dict[str, str] = {LANGUAGE_KEY: language}
+    if description:
+        settings[DESCRIPTION_KEY] = description
     project = store.create_project(
         Project(
             id=0,
@@ -63,7 +92,7 @@ def create_project(
             label_config=labeling_config,
             created_by=principal.name,
             created_at=clock.now(),
-            settings={DESCRIPTION_KEY: description} if description else {},
+            settings=settings,
         )
     )
     try:
@@ -117,12 +146,15 @@ def update_project(
     *,
     name: str | None = None,
     description: str | None = None,
+    language: str | None = None,
 ) -> Project:
-    """Rename a project or change its description (Owner, Manager, admin)."""
+    """Rename a project, change its description or language (Owner, Manager, admin)."""
     project = authorize(store, principal, project_id, MANAGERS, "changing the project")
     settings = dict(project.settings)
     if description is not None:
         settings[DESCRIPTION_KEY] = description
+    if language is not None:
+        settings[LANGUAGE_KEY] = check_language(language)
     changed = replace(project, name=project.name if name is None else name, settings=settings)
     return store.update_project(changed)
 

@@ -1,4 +1,4 @@
-"""The job routes: servers (real), trainings, models, pre-annotations, licenses and
+"""The job routes: servers, trainings, models, pre-annotations (real); licenses and
 backups (501 until their issues land, after the same role checks they will keep).
 
 ``JOB_ROUTES`` is this part of the route-by-role matrix; test_api_matrix checks
@@ -7,23 +7,29 @@ that the two matrices together cover every route.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import ROLES, Lab
+from conftest import ROLES, SAMPLE_CONFIG, Lab
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_api_matrix import EVERYONE, MANAGERS, MEMBERS
 
+from annotrain.adapters.filesystem import FilesystemBlobStore
 from annotrain.adapters.local_runner import LocalJobRunner
+from annotrain.domain.config import parse_labeling_config
+from annotrain.domain.labelstudio import load_tasks
 from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus, Server
 from annotrain.domain.tasks import Member, Role
 from annotrain.domain.training_plan import ModelKind
 
 ADMINS = frozenset({"admin"})
+SAMPLE_TASKS = Path(__file__).resolve().parents[2] / "examples" / "sample_project" / "tasks.json"
 SINCE = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
 
@@ -35,18 +41,29 @@ class JobRoute:
     ok: int = 501
     in_project: bool = True
     params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
 
 
+RUN_ID = "run-1"
+PRE_ID = "pre-1"
+MODEL = "notes-ner"
 JOB_ROUTES = {
-    "start training": JobRoute("POST", "/api/v1/projects/{pid}/trainings", MANAGERS),
-    "list trainings": JobRoute("GET", "/api/v1/projects/{pid}/trainings", MEMBERS),
-    "read training": JobRoute("GET", "/api/v1/trainings/{rid}", MEMBERS),
-    "read training logs": JobRoute("GET", "/api/v1/trainings/{rid}/logs", MEMBERS),
-    "cancel training": JobRoute("POST", "/api/v1/trainings/{rid}/cancel", MANAGERS),
-    "list models": JobRoute("GET", "/api/v1/models", EVERYONE, in_project=False),
-    "read model": JobRoute("GET", "/api/v1/models/{model}", MEMBERS),
-    "deploy model": JobRoute("POST", "/api/v1/projects/{pid}/models/{model}/deploy", MANAGERS),
-    "pre-annotate": JobRoute("POST", "/api/v1/projects/{pid}/preannotations", MANAGERS),
+    "start training": JobRoute(
+        "POST", "/api/v1/projects/{pid}/trainings", MANAGERS, 202, body={"params": {"epochs": 1}}
+    ),
+    "list trainings": JobRoute("GET", "/api/v1/projects/{pid}/trainings", MEMBERS, 200),
+    "compare trainings": JobRoute("GET", "/api/v1/trainings/compare?ids={rid},run-0", MEMBERS, 200),
+    "read training": JobRoute("GET", "/api/v1/trainings/{rid}", MEMBERS, 200),
+    "read training logs": JobRoute("GET", "/api/v1/trainings/{rid}/logs", MEMBERS, 200),
+    "cancel training": JobRoute("POST", "/api/v1/trainings/{rid}/cancel", MANAGERS, 202),
+    "list models": JobRoute("GET", "/api/v1/models", EVERYONE, 200, in_project=False),
+    "read model": JobRoute("GET", "/api/v1/models/{model}", MEMBERS, 200),
+    "download model": JobRoute("GET", "/api/v1/models/{model}/download", MANAGERS, 200),
+    "deploy model": JobRoute("POST", "/api/v1/projects/{pid}/models/{model}/deploy", MANAGERS, 200),
+    "pre-annotate": JobRoute(
+        "POST", "/api/v1/projects/{pid}/preannotations", MANAGERS, 202, body={"models": [MODEL]}
+    ),
+    "read pre-annotation": JobRoute("GET", "/api/v1/preannotations/{pre}", MEMBERS, 200),
     "list servers": JobRoute("GET", "/api/v1/servers", EVERYONE, 200, in_project=False),
     "stop server": JobRoute("POST", "/api/v1/servers/{rid}/stop", MANAGERS, 202),
     "list licenses": JobRoute("GET", "/api/v1/licenses", ADMINS, in_project=False),
@@ -59,12 +76,11 @@ JOB_ROUTES = {
 OPENAPI_NAMES = {
     "{pid}": "{project_id}",
     "/trainings/{rid}": "/trainings/{training_id}",
+    "/preannotations/{pre}": "/preannotations/{preannotation_id}",
     "/servers/{rid}": "/servers/{run_id}",
     "{model}": "{name}",
     "{lid}": "{license_id}",
 }
-RUN_ID = "run-1"
-MODEL = "notes-ner"
 
 
 def covered_operations() -> set[tuple[str, str]]:
@@ -74,20 +90,31 @@ def covered_operations() -> set[tuple[str, str]]:
         path = route.path
         for ours, theirs in OPENAPI_NAMES.items():
             path = path.replace(ours, theirs)
-        covered.add((route.method, path))
+        covered.add((route.method, path.partition("?")[0]))
     return covered
 
 
 @pytest.fixture
 def jobs(lab: Lab) -> Lab:
-    """The lab with a training running in its project, a model, and a job runner."""
+    """The lab with the sample tasks, a training running in its project and an older
+    one, a model with its files, a pre-annotation, and a job runner (not started)."""
+    schema = parse_labeling_config(SAMPLE_CONFIG)
+    lab.store.add_tasks(lab.project_id, load_tasks(SAMPLE_TASKS.read_bytes(), schema))
     _running_training(lab, RUN_ID, lab.project_id)
+    lab.store.create_run(
+        Run("run-0", lab.project_id, JobKind.TRAIN, RunStatus.FAILED, "owner", SINCE)
+    )
+    lab.store.create_run(
+        Run(PRE_ID, lab.project_id, JobKind.PREANNOTATE, RunStatus.QUEUED, "owner", SINCE)
+    )
     lab.store.register_model(
         ModelEntry(
-            MODEL, 1, next(iter(ModelKind)), ("Drug",), lab.project_id, RUN_ID,
+            MODEL, 1, ModelKind.NER, ("Medication",), lab.project_id, RUN_ID,
             "models/notes-ner/1", "base", SINCE,
         )
     )  # fmt: skip
+    blobs = FilesystemBlobStore(lab.tmp_path / "blobs")
+    blobs.put("models/notes-ner/1/annotrain.json", io.BytesIO(b"{}"))
     runner = LocalJobRunner(lab.store, log_dir=lab.tmp_path / "logs")
     lab.client.app.state.runner = runner  # type: ignore[attr-defined]
     return lab
@@ -100,8 +127,8 @@ def _running_training(lab: Lab, run_id: str, project_id: int, by: str = "owner")
 
 
 def _call(lab: Lab, route: JobRoute, headers: dict[str, str]) -> Any:
-    path = route.path.format(pid=lab.project_id, rid=RUN_ID, model=MODEL, lid="lic-1")
-    return lab.client.request(route.method, path, headers=headers)
+    path = route.path.format(pid=lab.project_id, rid=RUN_ID, model=MODEL, lid="lic-1", pre=PRE_ID)
+    return lab.client.request(route.method, path, json=route.body, headers=headers)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -129,14 +156,11 @@ def test_job_route_refuses_a_request_without_a_token(jobs: Lab, name: str) -> No
 
 
 def test_not_implemented_names_what_is_missing_and_which_issue_brings_it(jobs: Lab) -> None:
-    response = jobs.client.post(
-        f"/api/v1/projects/{jobs.project_id}/trainings", headers=jobs.auth("owner")
-    )
+    response = jobs.client.post("/api/v1/backups", headers=jobs.auth("admin"))
     assert response.status_code == 501
     error = response.json()["error"]
     assert error["code"] == "not_implemented"
-    assert "starting a training" in error["message"]
-    assert "issue 5" in error["message"]
+    assert "issue 8" in error["message"]
 
 
 def test_licenses_say_they_arrive_with_the_licensing_issue(jobs: Lab) -> None:
@@ -230,7 +254,7 @@ def test_no_path_value_makes_a_job_route_answer_500(
 ) -> None:
     method, path = operation
     value = quote(text, safe="")
-    url = path.format(pid=value, rid=value, model=value, lid=value)
+    url = path.format(pid=value, rid=value, model=value, lid=value, pre=value)
     response = jobs.client.request(method, url, headers=jobs.auth(role))
     assert response.status_code < 500 or response.status_code in (501, 503), response.text
     assert "error" in response.json() or response.status_code < 300

@@ -13,7 +13,7 @@ def test_the_jobs_function_serves_trainings_models_preannotations_and_servers(
     status, body = _invoke(lambdas.jobs_handler, "GET", "/api/v1/servers")
     assert (status, body) == (200, {"items": []})
     status, body = _invoke(lambdas.jobs_handler, "GET", "/api/v1/models")
-    assert (status, body["error"]["code"]) == (501, "not_implemented")
+    assert (status, body) == (200, {"items": []})
     # No job runner is wired on Lambda yet; an unknown run is not found before that.
     assert _invoke(lambdas.jobs_handler, "POST", "/api/v1/servers/r1/stop")[0] == 404
     assert _invoke(lambdas.jobs_handler, "GET", "/api/v1/system")[0] == 404

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from annotrain.api.deps import CompletionId, CurrentUser, Now, ProjectId, Store, TaskId
+from annotrain.api.deps import CompletionId, CurrentUser, Events, Now, ProjectId, Store, TaskId
 from annotrain.api.schemas import (
     CompletionCreate,
     CompletionSubmit,
@@ -34,6 +34,7 @@ def create_completion(
     user: CurrentUser,
     store: Store,
     clock: Now,
+    events: Events,
 ) -> dict[str, Any]:
     """Add your completion of a task: submitted, or a draft with ``"draft": true``."""
     completion = completions.create_completion(
@@ -45,6 +46,7 @@ def create_completion(
         body.result,
         draft=body.draft,
         lead_time=body.lead_time,
+        events=events,
     )
     return completion_out(completion)
 
@@ -83,10 +85,18 @@ def submit_completion(
     user: CurrentUser,
     store: Store,
     clock: Now,
+    events: Events,
 ) -> dict[str, Any]:
     """Submit a draft at the revision you read (409 if it changed since)."""
     completion = completions.submit_completion(
-        store, user, clock, project_id, task_id, completion_id, revision=body.revision
+        store,
+        user,
+        clock,
+        project_id,
+        task_id,
+        completion_id,
+        revision=body.revision,
+        events=events,
     )
     return completion_out(completion)
 

@@ -1,24 +1,45 @@
-"""``/api/v1/projects/{id}/preannotations``: 501 until issues 5 and 6.
+"""``/api/v1/projects/{id}/preannotations`` and ``/api/v1/preannotations/{id}``.
 
-The role is checked first (Owner or Manager), so the role matrix holds now.
+Starting one takes Owner or Manager (or admin); reading one any project role.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from annotrain.api.deps import CurrentUser, ProjectId, Store
-from annotrain.api.job_schemas import not_implemented_until
+from fastapi import APIRouter, Path, status
+
+from annotrain.api.deps import CurrentUser, Now, ProjectId, Runner, Store
+from annotrain.api.job_schemas import PreannotationCreate, PreannotationOut, preannotation_out
 from annotrain.services import preannotations
 
-router = APIRouter(prefix="/projects/{project_id}/preannotations", tags=["preannotations"])
+router = APIRouter(tags=["preannotations"])
+
+PreannotationId = Annotated[
+    str, Path(min_length=1, max_length=128, description="the pre-annotation's run id")
+]
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=not_implemented_until("issues 5 and 6"),
-)
-def start_preannotation(project_id: ProjectId, user: CurrentUser, store: Store) -> None:
-    """Pre-annotate a project's tasks with its deployed models (501 until issues 5 and 6)."""
-    preannotations.start_preannotation(store, user, project_id)
+@router.post("/projects/{project_id}/preannotations", status_code=status.HTTP_202_ACCEPTED)
+def start_preannotation(
+    project_id: ProjectId,
+    user: CurrentUser,
+    store: Store,
+    runner: Runner,
+    clock: Now,
+    body: PreannotationCreate | None = None,
+) -> PreannotationOut:
+    """Pre-annotate tasks (default: every incomplete one) with the deployed models."""
+    body = body or PreannotationCreate()
+    run = preannotations.start_preannotation(
+        store, runner, user, clock, project_id, task_ids=body.task_ids, model_names=body.models
+    )
+    return preannotation_out(run)
+
+
+@router.get("/preannotations/{preannotation_id}")
+def read_preannotation(
+    preannotation_id: PreannotationId, user: CurrentUser, store: Store
+) -> PreannotationOut:
+    """Read a pre-annotation: status, progress, how many tasks have their prediction."""
+    return preannotation_out(preannotations.read_preannotation(store, user, preannotation_id))

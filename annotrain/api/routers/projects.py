@@ -38,6 +38,7 @@ def create_project(body: ProjectCreate, user: CurrentUser, store: Store, clock: 
         name=body.name,
         labeling_config=body.labeling_config,
         description=body.description,
+        language=body.language,
     )
     return project_out(project)
 
@@ -68,7 +69,12 @@ def update_project(
 ) -> ProjectOut:
     """Rename a project or change its description."""
     project = projects.update_project(
-        store, user, project_id, name=body.name, description=body.description
+        store,
+        user,
+        project_id,
+        name=body.name,
+        description=body.description,
+        language=body.language,
     )
     return project_out(project)
 

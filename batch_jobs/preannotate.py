@@ -1,0 +1,123 @@
+"""``python -m batch_jobs.preannotate --run-id …``: predict for tasks and store the predictions.
+
+The job reads the run (its models and tasks), downloads each model's folder into a
+temporary folder, loads them together (``batch_jobs.text``'s ``load_models``,
+resolved when the job runs) and predicts the tasks in batches: every task without a
+submitted completion, or the tasks the run names. Each prediction is checked
+against the project's labeling config as an import is, and stored with its
+``model_version``, task score and per-item scores; a batch is stored whole or not
+at all. Progress is written every few seconds; a cancel stops it between batches.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from annotrain.domain.config import parse_labeling_config
+from annotrain.domain.errors import AnnotrainError
+from annotrain.domain.labelstudio import parse_tasks
+from annotrain.domain.tasks import Prediction, Task
+from annotrain.ports import PredictorLoader, Store, TaskQuery
+from batch_jobs.job_io import RunLogger, ThrottledProgress, download_folder, full_store
+from batch_jobs.runtime import JobContext, main
+from batch_jobs.train import default_loader
+
+BATCH_SIZE = 64
+
+
+def preannotate(
+    context: JobContext,
+    *,
+    loader: Callable[[], PredictorLoader] = default_loader,
+    work_dir: Path | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> None:
+    """Predict the run's tasks with its models and store the predictions (the job's work).
+
+    Raises:
+        AnnotrainError: What went wrong, in words for the run's failure reason.
+    """
+    store = full_store(context)
+    blobs = context.blob_store()
+    run = context.run()
+    models = list(run.params.get("models") or ())
+    if not models:
+        raise AnnotrainError(f"run {run.id} names no model to predict with")
+    task_ids = run.params.get("task_ids")
+    project = store.get_project(run.project_id)
+    schema = parse_labeling_config(project.label_config)
+    with RunLogger(blobs, run) as run_log, tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        log = run_log.logger
+        folders = []
+        for model in models:
+            folder = Path(tmp) / f"{model['name']}-v{model['version']}"
+            download_folder(blobs, str(model["artifact_key"]), folder)
+            folders.append(folder)
+            log.info("model %s v%s (%s)", model["name"], model["version"], model["kind"])
+        predictor = loader()(folders, device="cuda" if run.use_gpu else "cpu")
+        total = len(task_ids) if task_ids is not None else _count(store, run.project_id)
+        log.info("tasks to pre-annotate: %d", total)
+        progress = ThrottledProgress(context)
+        done = 0
+        for batch in _batches(_tasks(store, run.project_id, task_ids), batch_size):
+            if context.stop_requested.is_set():
+                log.info("cancelled after %d task(s)", done)
+                return
+            predictions = predictor.predict([{"id": t.id, "data": dict(t.data)} for t in batch])
+            checked = [
+                (int(task.id or 0), _checked(task, p, schema))
+                for task, p in zip(batch, predictions, strict=True)
+            ]
+            store.add_predictions(run.project_id, checked)
+            done += len(batch)
+            progress({"percent": 100 * done / max(total, 1), "tasks": done})
+            context.update_run(lambda r, n=done: replace(r, metrics={**r.metrics, "predicted": n}))
+        progress.flush()
+        log.info("done: %d task(s) pre-annotated", done)
+
+
+def _checked(task: Task, prediction: Any, schema: Any) -> Prediction:
+    """The prediction as the store keeps it, checked against the config and the task."""
+    raw = {
+        "data": dict(task.data),
+        "predictions": [
+            {
+                "result": [dict(item) for item in prediction.result],
+                "model_version": prediction.model_version,
+                "score": prediction.score,
+            }
+        ],
+    }
+    (parsed,) = parse_tasks([raw], schema)
+    return parsed.predictions[0]
+
+
+def _count(store: Store, project_id: int) -> int:
+    return sum(1 for _ in store.iter_tasks(project_id, TaskQuery(has_completions=False)))
+
+
+def _tasks(store: Store, project_id: int, task_ids: Sequence[int] | None) -> Iterator[Task]:
+    if task_ids is None:
+        yield from store.iter_tasks(project_id, TaskQuery(has_completions=False))
+        return
+    for task_id in task_ids:
+        yield store.get_task(project_id, int(task_id))
+
+
+def _batches(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
+    batch: list[Task] = []
+    for task in tasks:
+        batch.append(task)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+if __name__ == "__main__":
+    main(preannotate)
