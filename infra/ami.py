@@ -65,7 +65,8 @@ class AmiPipeline(Construct):
 
     Attributes:
         recipe: The image recipe.
-        pipeline: The image pipeline (run on demand: ``aws imagebuilder start-image-pipeline-execution``).
+        pipeline: The image pipeline, run on demand
+            (``aws imagebuilder start-image-pipeline-execution``).
     """
 
     def __init__(
@@ -187,9 +188,7 @@ class AmiStack(Stack):
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "EC2InstanceProfileForImageBuilder"
-                ),
+                iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
             ],
         )
         self.logs_bucket.grant_put(role)

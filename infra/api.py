@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import jsii
-
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigw
@@ -24,7 +23,6 @@ from aws_cdk import aws_batch as batch
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from annotrain.domain.records import JobKind
@@ -55,17 +53,17 @@ def group_routes(group: str) -> list[Route]:
     Args:
         group: ``projects``, ``completions``, ``jobs`` or ``system``.
     """
-    from annotrain.api.app import API_PREFIX
     from fastapi.routing import APIRoute
 
+    from annotrain.api.app import API_PREFIX
     from lambdas.api import ROUTER_GROUPS
 
-    routes = set()
+    routes: set[Route] = set()
     for router in ROUTER_GROUPS[group]():
         for route in router.routes:
             if isinstance(route, APIRoute):
                 path = _PATH_PARAMETER.sub(r"{\1+}", API_PREFIX + route.path)
-                routes.update(Route(method, path) for method in route.methods)
+                routes.update(Route(method, path) for method in route.methods or ())
     return sorted(routes, key=lambda r: (r.path, r.method))
 
 
@@ -81,8 +79,8 @@ class BatchTargets:
     """
 
     queues: Mapping[str, batch.IJobQueue]
-    job_definitions: Mapping[JobKind, batch.IJobDefinition]
-    gpu_job_definitions: Mapping[JobKind, batch.IJobDefinition] = field(default_factory=dict)
+    job_definitions: Mapping[JobKind, batch.EcsJobDefinition]
+    gpu_job_definitions: Mapping[JobKind, batch.EcsJobDefinition] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         """The names the jobs function's job runner is built from."""
@@ -343,9 +341,9 @@ class ApiStack(Stack):
             ),
             authorizer=apigw.HttpNoneAuthorizer(),
         )
-        for route in health:
+        for http_route in health:
             acknowledge(
-                route,
+                http_route,
                 Ack(
                     "AwsSolutions-APIG4",
                     "GET /health answers {'status': 'ok'} to load balancers and probes, "

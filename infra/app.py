@@ -59,9 +59,7 @@ class LabStacks:
 
 def cdk_json_context(root: Path = REPO_ROOT) -> dict[str, Any]:
     """The ``context`` of ``cdk.json`` (what the CDK CLI passes the app), for in-process synths."""
-    context: dict[str, Any] = json.loads((root / "cdk.json").read_text(encoding="utf-8"))[
-        "context"
-    ]
+    context: dict[str, Any] = json.loads((root / "cdk.json").read_text(encoding="utf-8"))["context"]
     return context
 
 

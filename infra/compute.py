@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -12,7 +13,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -41,7 +41,7 @@ class LabNetwork(Construct):
         vpc: The VPC.
     """
 
-    INTERFACE_ENDPOINTS = {
+    INTERFACE_ENDPOINTS: ClassVar[dict[str, ec2.InterfaceVpcEndpointAwsService]] = {
         "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
         "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
         "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,

@@ -1,4 +1,4 @@
-"""The Storage stack: what outlives every deploy (table, buckets, key, backups). Retained on delete."""
+"""The Storage stack: what outlives every deploy (table, buckets, key, backups), retained."""
 
 from __future__ import annotations
 

@@ -34,4 +34,4 @@ def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesis]:
         stack.stack_name: json.loads(Path(stack.template_full_path).read_text())
         for stack in assembly.stacks
     }
-    yield Synthesis(app=app, lab=lab, outdir=outdir, templates=templates)
+    return Synthesis(app=app, lab=lab, outdir=outdir, templates=templates)

@@ -85,7 +85,10 @@ def test_each_queue_is_wired_to_the_compute_environment_of_its_profile(
         queue = resources[logical_id(capacity.queue)]["Properties"]
         environment_id = logical_id(capacity.compute_environment)
         assert queue["ComputeEnvironmentOrder"] == [
-            {"ComputeEnvironment": {"Fn::GetAtt": [environment_id, "ComputeEnvironmentArn"]}, "Order": 1}
+            {
+                "ComputeEnvironment": {"Fn::GetAtt": [environment_id, "ComputeEnvironmentArn"]},
+                "Order": 1,
+            }
         ]
         compute = resources[environment_id]["Properties"]["ComputeResources"]
         image_type = compute["Ec2Configuration"][0]["ImageType"]
@@ -199,7 +202,8 @@ def test_no_policy_grants_a_wildcard_action(synthesis: Synthesis) -> None:
             if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
                 continue
             for action in actions(resource["Properties"]["PolicyDocument"]["Statement"]):
-                assert action != "*" and not action.endswith(":*"), (stack, action)
+                assert action != "*", stack
+                assert not action.endswith(":*"), (stack, action)
 
 
 def test_buckets_and_table_are_granted_to_no_function_that_does_not_use_them(
@@ -359,7 +363,8 @@ def test_every_route_of_a_group_goes_to_that_groups_function_behind_the_authoriz
 def test_the_api_stage_throttles_and_logs_access(synthesis: Synthesis) -> None:
     (stage,) = synthesis.resources(API, "AWS::ApiGatewayV2::Stage").values()
     settings = stage["Properties"]["DefaultRouteSettings"]
-    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+    assert settings["ThrottlingRateLimit"] > 0
+    assert settings["ThrottlingBurstLimit"] > 0
     assert "DestinationArn" in stage["Properties"]["AccessLogSettings"]
 
 
@@ -405,9 +410,11 @@ def test_the_lambda_bundle_holds_the_api_for_linux_python_312_without_torch_or_j
     bundle = lambda_asset_dir(synthesis)
     assert (bundle / "lambdas" / "api.py").is_file()
     assert (bundle / "annotrain" / "adapters" / "dynamodb.py").is_file()
-    assert (bundle / "fastapi").is_dir() and (bundle / "mangum").is_dir()
+    assert (bundle / "fastapi").is_dir()
+    assert (bundle / "mangum").is_dir()
     assert not (bundle / "batch_jobs").exists()
-    assert not (bundle / "torch").exists() and not (bundle / "transformers").exists()
+    assert not (bundle / "torch").exists()
+    assert not (bundle / "transformers").exists()
     assert not (bundle / "uvicorn").exists()
     (extension,) = (bundle / "pydantic_core").glob("_pydantic_core*.so")
     assert extension.name.endswith("cpython-312-x86_64-linux-gnu.so")
@@ -425,9 +432,11 @@ def test_the_job_images_are_staged_at_synth_from_their_dockerfiles(synthesis: Sy
         assert (context / dockerfile).is_file()
         assert (context / "annotrain" / "settings.py").is_file()
         assert (context / "constraints.txt").is_file()
-        assert not (context / ".venv").exists() and not (context / "tests").exists()
+        assert not (context / ".venv").exists()
+        assert not (context / "tests").exists()
         text = (context / dockerfile).read_text()
-        assert "USER annotrain" in text and '"python", "-m"' in text
+        assert "USER annotrain" in text
+        assert '"python", "-m"' in text
 
 
 # --- lint, nag, CLI ---------------------------------------------------------------------
@@ -478,7 +487,10 @@ def test_the_pinned_cdk_cli_reads_the_cloud_assembly(synthesis: Synthesis) -> No
         text=True,
         check=False,
         cwd=ROOT,
-        env={"PATH": str(Path(shutil.which("node") or "node").parent), "CDK_DISABLE_CLI_TELEMETRY": "true"},
+        env={
+            "PATH": str(Path(shutil.which("node") or "node").parent),
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+        },
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
