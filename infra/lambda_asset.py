@@ -165,7 +165,12 @@ class LambdaAsset:
         if leaked:
             shutil.rmtree(staging, ignore_errors=True)
             raise LambdaBundlingError(f"{leaked} reached the Lambda bundle through a dependency")
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(staging)  # another synth installed the same set meanwhile
         return target
 
     def _source_files(self) -> Iterable[Path]:
