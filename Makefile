@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Extras the lab and its tests need today; each deployment unit adds its own.
-EXTRAS := api,ml,dev
+EXTRAS := api,ml,infra,dev
 # Debian packages the lab needs at run time (installed when running as root).
 DEBIAN_PACKAGES :=
 comma := ,
@@ -19,14 +19,28 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip
 
 SAMPLE := examples/sample_project
 
-.PHONY: help setup system-deps run test lint format typecheck unit bench openapi lock clean
+.PHONY: help setup system-deps infra-cli run test lint format typecheck unit bench bench-synth synth openapi lock clean
 
 help:
 	@echo "make run        set up and serve the lab's HTTP API on http://127.0.0.1:8080"
 	@echo "make test       set up and run lint, type checks and the test suite"
-	@echo "make lint | typecheck | bench | format | openapi | lock | clean"
+	@echo "make synth      synthesize the CDK app into cdk.out (offline: no AWS credentials, no Docker)"
+	@echo "make lint | typecheck | bench | bench-synth | format | openapi | lock | clean"
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) infra-cli
+
+# The CDK CLI, pinned in infra/package-lock.json (aws-cdk 2.x reads this aws-cdk-lib's
+# cloud assembly; the unpinned 3.x does not).
+CDK_CLI := infra/node_modules/.bin/cdk
+infra-cli: $(CDK_CLI)
+
+$(CDK_CLI): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The CDK app runs on node 20 through jsii; its end-of-life banner is noise here.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK := CDK_DISABLE_VERSION_CHECK=true CDK_DISABLE_CLI_TELEMETRY=true $(CDK_CLI)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,10 +83,21 @@ test: lint typecheck unit
 openapi: setup
 	$(BIN)/python -m annotrain.api.openapi > docs/openapi.json
 
-bench: setup
+bench: setup bench-synth
 	$(BIN)/python -m benchmarks.selection_export
 	$(BIN)/python -m benchmarks.sqlite_import
 	$(BIN)/python -m benchmarks.api
+
+# Synthesize every stack with the pinned CLI: no AWS credentials, no Docker engine
+# (the Lambda bundle is built by pip, the job images only staged). docs/deploy.md.
+synth: setup
+	$(CDK) synth --quiet --no-notices --no-version-reporting
+
+# `make synth`'s wall time (goal: under 60 s on two cores, the Lambda bundle cached).
+bench-synth: setup
+	@$(BIN)/python -c "import subprocess, sys, time; t = time.perf_counter(); \
+	r = subprocess.run(['$(MAKE)', '--no-print-directory', 'synth'], stdout=subprocess.DEVNULL); \
+	print(f'make synth: {time.perf_counter() - t:.1f} s wall (goal < 60 s)'); sys.exit(r.returncode)"
 
 # Re-pin every direct and transitive dependency of every extra into constraints.txt.
 lock:
@@ -85,4 +110,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis cdk.out .build infra/node_modules

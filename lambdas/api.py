@@ -48,6 +48,15 @@ def _system_routers() -> list[APIRouter]:
     return [system.router, licenses.router, backups.router]
 
 
+# What each function mounts; the CDK app routes these paths to that function alone.
+ROUTER_GROUPS: dict[str, Callable[[], list[APIRouter]]] = {
+    "projects": _projects_routers,
+    "completions": _completions_routers,
+    "jobs": _jobs_routers,
+    "system": _system_routers,
+}
+
+
 @functools.cache
 def _handler(group: str) -> Handler:
     from mangum import Mangum
@@ -60,12 +69,7 @@ def _handler(group: str) -> Handler:
         # Single-node mode would trust bearer tokens against a SQLite file in /var/task.
         raise RuntimeError("set ANNOTRAIN_MODE=serverless for the API's Lambda functions")
 
-    routers = {
-        "projects": _projects_routers,
-        "completions": _completions_routers,
-        "jobs": _jobs_routers,
-        "system": _system_routers,
-    }[group]()
+    routers = ROUTER_GROUPS[group]()
     mangum: Handler = Mangum(create_app(routers=routers, settings=settings), lifespan="off")
     return mangum
 
