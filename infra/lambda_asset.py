@@ -3,9 +3,10 @@
 The bundle is the ``api`` extra's dependencies (less the HTTP server, which a
 Lambda function does not run) installed with ``pip --platform
 manylinux2014_x86_64 --platform manylinux_2_28_x86_64 --only-binary=:all:
---python-version 3.12 --no-compile`` under the pins of ``constraints.txt``, plus the ``annotrain`` and ``lambdas``
-packages. torch and everything under ``batch_jobs/`` stay out: a function never
-imports them, and torch alone would pass Lambda's 250 MB limit.
+--python-version 3.12 --no-compile`` under the pins of ``constraints.txt``, plus
+the ``annotrain`` and ``lambdas`` packages. torch and everything under
+``batch_jobs/`` stay out: a function never imports them, and torch alone would
+pass Lambda's 250 MB limit.
 
 The installed dependencies are cached in ``.build/lambda-deps/<key>``, keyed by
 the requirements, the constraints and the target platform, so only the first
