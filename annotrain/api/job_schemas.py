@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from annotrain.api.errors import ErrorOut
 from annotrain.domain.records import JobKind, Run, RunStatus, Server
 
 
@@ -60,7 +61,8 @@ def not_implemented_until(issue: str) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI note of a route that answers 501 until ``issue`` lands."""
     return {
         501: {
-            "description": f"not implemented yet: lands with {issue}; the error body "
-            'has code "not_implemented" and a message naming what is missing'
+            "model": ErrorOut,
+            "description": f"not_implemented: lands with {issue}; the message names what "
+            "is missing",
         }
     }

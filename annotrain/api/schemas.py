@@ -19,7 +19,11 @@ from annotrain.services.projects import ConfigReport, description_of
 
 NAME = Field(min_length=1, max_length=200)
 # Revisions are 64-bit in every store: larger ones are refused, not looked up.
-REVISION = Field(ge=1, le=2**63 - 1, description="the revision you read; a stale one is a 409")
+REVISION = Field(
+    ge=1, le=2**63 - 1, strict=True, description="the revision you read; a stale one is a 409"
+)
+# Request numbers and booleans are strict: JSON false is not a lead time of 0, nor 1 true.
+LEAD_TIME = Field(default=None, ge=0, le=1e9, strict=True, description="seconds spent")
 
 
 class RequestBody(BaseModel):
@@ -54,7 +58,7 @@ class MemberPut(RequestBody):
 
     user: str = NAME
     role: Role
-    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000, strict=True)
 
 
 class ProjectOut(BaseModel):
@@ -127,8 +131,10 @@ class CompletionCreate(RequestBody):
     """A completion of a task: Label Studio result items."""
 
     result: list[dict[str, Any]] = Field(description="Label Studio result items")
-    draft: bool = Field(default=False, description="keep it a draft instead of submitting it")
-    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+    draft: bool = Field(
+        default=False, strict=True, description="keep it a draft instead of submitting it"
+    )
+    lead_time: float | None = LEAD_TIME
 
 
 class CompletionUpdate(RequestBody):
@@ -138,7 +144,7 @@ class CompletionUpdate(RequestBody):
     result: list[dict[str, Any]] | None = Field(
         default=None, description="Label Studio result items"
     )
-    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+    lead_time: float | None = LEAD_TIME
 
 
 class CompletionSubmit(RequestBody):
@@ -150,7 +156,7 @@ class CompletionSubmit(RequestBody):
 class ReviewCreate(RequestBody):
     """A reviewer's verdict on a completion."""
 
-    accepted: bool
+    accepted: bool = Field(strict=True)
     comment: str = Field(default="", max_length=10_000)
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from annotrain.api.deps import AppSettings, CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.schemas import MemberList, MemberOut, MemberPut, member_out
 from annotrain.domain.tasks import Member
 from annotrain.services import projects
 from annotrain.settings import Mode
 
-router = APIRouter(prefix="/projects/{project_id}/members", tags=["members"])
+router = APIRouter(
+    prefix="/projects/{project_id}/members",
+    tags=["members"],
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 
 
 @router.get("")
@@ -23,7 +28,7 @@ def list_members(project_id: ProjectId, user: CurrentUser, store: Store) -> Memb
     return MemberList(items=[member_out(m) for m in projects.list_members(store, user, project_id)])
 
 
-@router.put("")
+@router.put("", responses=error_responses(409, 413))
 def put_member(
     project_id: ProjectId, body: MemberPut, user: CurrentUser, store: Store, settings: AppSettings
 ) -> MemberOut:
@@ -35,7 +40,7 @@ def put_member(
     return member_out(projects.put_member(store, users, user, project_id, member))
 
 
-@router.delete("/{member}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{member}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(409))
 def remove_member(project_id: ProjectId, member: str, user: CurrentUser, store: Store) -> Response:
     """Remove a member from a project."""
     projects.remove_member(store, user, project_id, member)

@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import not_implemented_until
 from annotrain.services import models
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=error_responses(401, 403, 404, 422, 503))
 
 ModelName = Annotated[str, Path(min_length=1, max_length=200, description="the model's name")]
 NOT_IMPLEMENTED = not_implemented_until("issue 5")

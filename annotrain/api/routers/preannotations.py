@@ -8,10 +8,15 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import not_implemented_until
 from annotrain.services import preannotations
 
-router = APIRouter(prefix="/projects/{project_id}/preannotations", tags=["preannotations"])
+router = APIRouter(
+    prefix="/projects/{project_id}/preannotations",
+    tags=["preannotations"],
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 
 
 @router.post(

@@ -11,15 +11,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store, TaskId
+from annotrain.api.errors import error_responses
 from annotrain.api.schemas import TaskImportOut, TaskPage
 from annotrain.domain.labelstudio import task_to_json
 from annotrain.ports import MAX_PAGE_SIZE, TaskQuery
 from annotrain.services import tasks
 
-router = APIRouter(prefix="/projects/{project_id}/tasks", tags=["tasks"])
+router = APIRouter(
+    prefix="/projects/{project_id}/tasks",
+    tags=["tasks"],
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED)
+@router.post("/import", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
 def import_tasks(
     project_id: ProjectId,
     payload: Annotated[list[Any], Body(description="Label Studio JSON: a list of tasks")],

@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import not_implemented_until
 from annotrain.services import trainings
 
-router = APIRouter(tags=["trainings"])
+router = APIRouter(tags=["trainings"], responses=error_responses(401, 403, 404, 422, 503))
 
 TrainingId = Annotated[str, Path(min_length=1, max_length=128, description="the training's run id")]
 NOT_IMPLEMENTED = not_implemented_until("issue 5")
