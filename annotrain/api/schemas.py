@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotrain.domain.labelstudio import completion_to_json
+from annotrain.domain.labelstudio import completion_to_json, task_to_json
 from annotrain.domain.records import Project
-from annotrain.domain.tasks import Completion, CompletionState, Member, Role
+from annotrain.domain.tasks import Completion, CompletionState, Member, Role, Task
 from annotrain.domain.training_plan import ModelSpec
 from annotrain.services.projects import ConfigReport, description_of
 
@@ -217,8 +217,29 @@ def member_out(member: Member) -> MemberOut:
 def completion_out(completion: Completion) -> dict[str, Any]:
     """A completion as Label Studio JSON, with ``draft`` and the ``revision`` to update it at."""
     # Label Studio lists drafts apart from annotations; one completion says which it is.
-    return {
-        **completion_to_json(completion),
-        "draft": completion.state is CompletionState.DRAFT,
-        "revision": completion.revision,
-    }
+    return _versioned(completion_to_json(completion), completion)
+
+
+def task_out(task: Task) -> dict[str, Any]:
+    """A task as Label Studio JSON whose completions carry ``draft``, ``revision``, ``updated_at``.
+
+    A client that reads a task (or a page of them) has what it needs to change a
+    completion at the revision it read.
+    """
+    out = task_to_json(task)
+    # task_to_json lists the submitted (and skipped) completions as annotations and the
+    # drafts apart, each in the task's order: pair them up the same way.
+    drafts = [c for c in task.completions if c.state is CompletionState.DRAFT]
+    others = [c for c in task.completions if c.state is not CompletionState.DRAFT]
+    for entry, completion in zip(out["annotations"], others, strict=True):
+        _versioned(entry, completion)
+    for entry, completion in zip(out.get("drafts", ()), drafts, strict=True):
+        _versioned(entry, completion)
+    return out
+
+
+def _versioned(entry: dict[str, Any], completion: Completion) -> dict[str, Any]:
+    entry["draft"] = completion.state is CompletionState.DRAFT
+    entry["revision"] = completion.revision
+    entry["updated_at"] = completion.updated_at
+    return entry

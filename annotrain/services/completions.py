@@ -61,11 +61,13 @@ def create_completion(
     """
     project = authorize(store, principal, project_id, ANY_MEMBER, "annotating")
     task = store.get_task(project_id, task_id)
+    now = clock.now().isoformat()
     raw: dict[str, Any] = {
         "result": list(result),
         "completed_by": principal.name,
         "draft": draft,
-        "created_at": clock.now().isoformat(),
+        "created_at": now,
+        "updated_at": now,
     }
     if lead_time is not None:
         raw["lead_time"] = lead_time
@@ -88,14 +90,19 @@ def update_completion(
     """Change a completion's result or lead time (its author; Owner, Manager, admin any).
 
     The new result is checked against the config and the task as an import is.
+    A change names something to change: a bare revision would only advance it and
+    make every other reader's copy stale for nothing.
 
     Raises:
         ConflictError: The completion changed since ``revision``.
+        InvalidRequestError: Neither ``result`` nor ``lead_time`` is given.
         TaskImportError: The result does not fit the config or the task.
     """
     project, task, completion = _own_or_managed(
         store, principal, project_id, task_id, completion_id, "changing the completion"
     )
+    if result is None and lead_time is None:
+        raise InvalidRequestError("result", "send result or lead_time (or both) to change")
     changed = replace(completion, revision=revision, updated_at=clock.now().isoformat())
     if result is not None:
         changed = replace(changed, result=_checked_result(project, task, result))
