@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from annotrain.api.errors import ErrorOut
+from annotrain.api.errors import ERROR_CONTENT
 from annotrain.domain.records import JobKind, Run, RunStatus, Server
 
 
@@ -61,8 +61,8 @@ def not_implemented_until(issue: str) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI note of a route that answers 501 until ``issue`` lands."""
     return {
         501: {
-            "model": ErrorOut,
             "description": f"not_implemented: lands with {issue}; the message names what "
             "is missing",
+            "content": ERROR_CONTENT,
         }
     }

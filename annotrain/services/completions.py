@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from annotrain.domain.labelstudio import parse_tasks
 from annotrain.domain.records import Project
@@ -34,6 +33,7 @@ from annotrain.services.access import (
     authorize,
     find_member,
 )
+from annotrain.services.projects import parsed_config
 
 
 class _Stores(ProjectStore, TaskStore, Protocol):
@@ -224,7 +224,7 @@ def _find(task: Task, completion_id: int) -> Completion:
 def _checked(project: Project, task: Task, raw: dict[str, Any]) -> Completion:
     (checked,) = parse_tasks(
         [{"data": dict(task.data), "annotations": [raw]}],
-        parse_labeling_config(project.label_config),
+        parsed_config(project.label_config),
     )
     (completion,) = checked.completions
     return completion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -29,9 +30,22 @@ class ConfigReport:
     warnings: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=128)
+def parsed_config(xml: str) -> ProjectSchema:
+    """A labeling config parsed, once per text: every submit and import checks against it.
+
+    Keyed by the text, not the project's revision, so renaming a project keeps it and
+    a new config is parsed anew. ProjectSchema is frozen; callers never change it.
+
+    Raises:
+        LabelingConfigError: The config is not usable (not cached: parsed again next time).
+    """
+    return parse_labeling_config(xml)
+
+
 def check_config(xml: str) -> tuple[ProjectSchema, ConfigReport]:
     """Parse a labeling config (LabelingConfigError listing every issue if unusable)."""
-    schema = parse_labeling_config(xml)
+    schema = parsed_config(xml)
     report = ConfigReport(implied_models(schema), tuple(str(w) for w in schema.warnings))
     return schema, report
 
