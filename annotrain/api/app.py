@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 from annotrain import __version__
 from annotrain.api.deps import BlobSource, StoreSource
-from annotrain.api.errors import install_error_handlers
+from annotrain.api.errors import document_error_shape, install_error_handlers
 from annotrain.api.limits import BodySizeLimit
 from annotrain.ports import BlobStore, Clock, JobRunner, Store
 from annotrain.services.events import CompletionSubmitted, EventPublisher, InProcessEvents
@@ -92,7 +93,12 @@ def create_app(
     app.state.runner = runner
     app.state.events = events if events is not None else _in_process_events(app, settings)
     the_settings = settings
-    app.dependency_overrides[get_settings] = lambda: the_settings
+
+    async def app_settings() -> Settings:
+        # async: a plain function would cost a thread-pool hop on every request.
+        return the_settings
+
+    app.dependency_overrides[get_settings] = app_settings
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
@@ -107,6 +113,14 @@ def create_app(
 
     for router in all_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
+
+    build_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The routes refer to the error shape; it joins the document when it is built.
+        return document_error_shape(build_document())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -1,4 +1,11 @@
-"""The dependencies routes declare: settings, the store, the clock, the caller."""
+"""The dependencies routes declare: settings, the store, the clock, the caller.
+
+They are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool,
+one hop per dependency per request, which cost more than the work they do (handing
+back an object, or one indexed read of a token hash, which on SQLite in WAL mode
+never waits for a writer). The routes themselves stay ``def``: their store writes
+may wait for the write lock, and that wait must not hold up the event loop.
+"""
 
 from __future__ import annotations
 
@@ -97,31 +104,35 @@ def _build_blobs(settings: Settings) -> BlobStore:
     return FilesystemBlobStore(settings.blob_dir)
 
 
-def get_store(request: Request) -> StorePort:
+async def get_store(request: Request) -> StorePort:
     """The store the app was made with."""
+    return _store_of(request)
+
+
+def _store_of(request: Request) -> StorePort:
     source: StoreSource = request.app.state.store_source
     return source.get()
 
 
-def get_blobs(request: Request) -> BlobStore:
+async def get_blobs(request: Request) -> BlobStore:
     """The blob store the app was made with."""
     source: BlobSource = request.app.state.blob_source
     return source.get()
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     """The clock the app was made with."""
     clock: Clock = request.app.state.clock
     return clock
 
 
-def get_events(request: Request) -> EventPublisher:
+async def get_events(request: Request) -> EventPublisher:
     """Where the app publishes what happened (submitted completions)."""
     events: EventPublisher = request.app.state.events
     return events
 
 
-def get_runner(request: Request) -> JobRunner | None:
+async def get_runner(request: Request) -> JobRunner | None:
     """The job runner the app was made with, or None when it has none."""
     runner: JobRunner | None = request.app.state.runner
     return runner
@@ -135,11 +146,11 @@ Runner = Annotated[JobRunner | None, Depends(get_runner)]
 Events = Annotated[EventPublisher, Depends(get_events)]
 
 
-def get_current_user(request: Request, settings: AppSettings) -> Principal:
+async def get_current_user(request: Request, settings: AppSettings) -> Principal:
     """The authenticated caller (401 when there is none)."""
     if settings.mode == Mode.SERVERLESS:
         return principal_from_claims(request)
-    return principal_from_token(request, get_store(request))
+    return principal_from_token(request, _store_of(request))
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

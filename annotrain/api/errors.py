@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from annotrain.domain.errors import (
@@ -36,10 +37,12 @@ from annotrain.domain.errors import (
 )
 
 __all__ = [
+    "ErrorOut",
     "NotAuthenticatedError",
     "PayloadTooLargeError",
     "error_body",
     "error_response",
+    "error_responses",
     "install_error_handlers",
 ]
 
@@ -58,6 +61,68 @@ class PayloadTooLargeError(StarletteHTTPException):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, for machines (``code``) and people (``message``)."""
+
+    code: str = Field(description="for machines: not_found, validation_error, conflict…")
+    message: str = Field(description="for people: what is wrong and how to fix it")
+    field: str | None = Field(default=None, description="the input at fault, when there is one")
+    details: list[Any] | None = Field(
+        default=None, description="every problem, when there are several"
+    )
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers has this one shape."""
+
+    error: ErrorDetail
+
+
+#: What each error status means, as the OpenAPI document says it.
+_ERROR_DESCRIPTIONS = {
+    401: "not_authenticated: no identity, or one that is not valid",
+    403: "forbidden: your role does not allow this",
+    404: "not_found: no such resource, or a project you are not a member of",
+    409: "conflict: it changed since you read it (read it again, retry); "
+    "already_exists: the name is taken",
+    413: "payload_too_large: the body is over the limit",
+    422: "validation_error: the request does not fit the schema (details per field); "
+    "invalid_request, invalid_labeling_config, invalid_tasks: values the lab refuses",
+    501: "not_implemented: the feature has not landed (the message names the issue that "
+    "brings it); presigned_urls_unavailable: this lab keeps its files in a folder",
+    503: "store_unavailable: storage stayed busy (retry after Retry-After); "
+    "job_runner_unavailable: this app has no job runner",
+}
+
+
+#: The error shape's place in the OpenAPI document (added by :func:`document_error_shape`).
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the errors a route may answer, in the one error shape.
+
+    A reference to the schema, not a ``model``: FastAPI builds a validator for each
+    response model of each route as the route is declared, which a Lambda function
+    pays for on every cold start; a reference costs nothing until the document is asked
+    for.
+    """
+    return {
+        status: {"description": _ERROR_DESCRIPTIONS[status], "content": ERROR_CONTENT}
+        for status in statuses
+    }
+
+
+def document_error_shape(document: dict[str, Any]) -> dict[str, Any]:
+    """Add ``ErrorOut`` (and what it uses) to an OpenAPI document's schemas; idempotent."""
+    shape = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(shape.pop("$defs", {}))
+    schemas["ErrorOut"] = shape
+    document["components"]["schemas"] = dict(sorted(schemas.items()))
+    return document
 
 
 def error_body(
@@ -91,7 +156,6 @@ def error_response(
 
 
 _HTTP_CODES = {
-    400: "bad_request",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",
@@ -126,6 +190,16 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's one 400: a body it cannot decode (not UTF-8). A body that is not
+        # JSON is a 422 validation_error already; one that is not text is too.
+        return error_response(
+            422,
+            "validation_error",
+            f"body: cannot be read as JSON ({exc.detail}); send UTF-8 JSON",
+            field="body",
+            details=[{"field": "body", "message": str(exc.detail), "type": "body_unreadable"}],
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from annotrain.api.errors import ERROR_CONTENT
 from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus, Server
 
 
@@ -61,8 +62,9 @@ def not_implemented_until(issue: str) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI note of a route that answers 501 until ``issue`` lands."""
     return {
         501: {
-            "description": f"not implemented yet: lands with {issue}; the error body "
-            'has code "not_implemented" and a message naming what is missing'
+            "description": f"not_implemented: lands with {issue}; the message names what "
+            "is missing",
+            "content": ERROR_CONTENT,
         }
     }
 

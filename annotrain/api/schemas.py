@@ -11,15 +11,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotrain.domain.labelstudio import completion_to_json
+from annotrain.domain.labelstudio import completion_to_json, task_to_json
 from annotrain.domain.records import Project
-from annotrain.domain.tasks import Completion, CompletionState, Member, Role
+from annotrain.domain.tasks import Completion, CompletionState, Member, Role, Task
 from annotrain.domain.training_plan import ModelSpec
 from annotrain.services.projects import ConfigReport, description_of, language_of
 
 NAME = Field(min_length=1, max_length=200)
 # Revisions are 64-bit in every store: larger ones are refused, not looked up.
-REVISION = Field(ge=1, le=2**63 - 1, description="the revision you read; a stale one is a 409")
+REVISION = Field(
+    ge=1, le=2**63 - 1, strict=True, description="the revision you read; a stale one is a 409"
+)
+# Request numbers and booleans are strict: JSON false is not a lead time of 0, nor 1 true.
+LEAD_TIME = Field(default=None, ge=0, le=1e9, strict=True, description="seconds spent")
 
 
 class RequestBody(BaseModel):
@@ -58,7 +62,7 @@ class MemberPut(RequestBody):
 
     user: str = NAME
     role: Role
-    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000, strict=True)
 
 
 class ProjectOut(BaseModel):
@@ -132,8 +136,10 @@ class CompletionCreate(RequestBody):
     """A completion of a task: Label Studio result items."""
 
     result: list[dict[str, Any]] = Field(description="Label Studio result items")
-    draft: bool = Field(default=False, description="keep it a draft instead of submitting it")
-    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+    draft: bool = Field(
+        default=False, strict=True, description="keep it a draft instead of submitting it"
+    )
+    lead_time: float | None = LEAD_TIME
 
 
 class CompletionUpdate(RequestBody):
@@ -143,7 +149,7 @@ class CompletionUpdate(RequestBody):
     result: list[dict[str, Any]] | None = Field(
         default=None, description="Label Studio result items"
     )
-    lead_time: float | None = Field(default=None, ge=0, le=1e9, description="seconds spent")
+    lead_time: float | None = LEAD_TIME
 
 
 class CompletionSubmit(RequestBody):
@@ -155,7 +161,7 @@ class CompletionSubmit(RequestBody):
 class ReviewCreate(RequestBody):
     """A reviewer's verdict on a completion."""
 
-    accepted: bool
+    accepted: bool = Field(strict=True)
     comment: str = Field(default="", max_length=10_000)
 
 
@@ -217,8 +223,29 @@ def member_out(member: Member) -> MemberOut:
 def completion_out(completion: Completion) -> dict[str, Any]:
     """A completion as Label Studio JSON, with ``draft`` and the ``revision`` to update it at."""
     # Label Studio lists drafts apart from annotations; one completion says which it is.
-    return {
-        **completion_to_json(completion),
-        "draft": completion.state is CompletionState.DRAFT,
-        "revision": completion.revision,
-    }
+    return _versioned(completion_to_json(completion), completion)
+
+
+def task_out(task: Task) -> dict[str, Any]:
+    """A task as Label Studio JSON whose completions carry ``draft``, ``revision``, ``updated_at``.
+
+    A client that reads a task (or a page of them) has what it needs to change a
+    completion at the revision it read.
+    """
+    out = task_to_json(task)
+    # task_to_json lists the submitted (and skipped) completions as annotations and the
+    # drafts apart, each in the task's order: pair them up the same way.
+    drafts = [c for c in task.completions if c.state is CompletionState.DRAFT]
+    others = [c for c in task.completions if c.state is not CompletionState.DRAFT]
+    for entry, completion in zip(out["annotations"], others, strict=True):
+        _versioned(entry, completion)
+    for entry, completion in zip(out.get("drafts", ()), drafts, strict=True):
+        _versioned(entry, completion)
+    return out
+
+
+def _versioned(entry: dict[str, Any], completion: Completion) -> dict[str, Any]:
+    entry["draft"] = completion.state is CompletionState.DRAFT
+    entry["revision"] = completion.revision
+    entry["updated_at"] = completion.updated_at
+    return entry

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from annotrain.domain.labelstudio import parse_tasks
 from annotrain.domain.records import Project
@@ -35,6 +34,7 @@ from annotrain.services.access import (
     find_member,
 )
 from annotrain.services.events import CompletionSubmitted, EventPublisher
+from annotrain.services.projects import parsed_config
 
 
 class _Stores(ProjectStore, TaskStore, Protocol):
@@ -64,11 +64,13 @@ def create_completion(
     """
     project = authorize(store, principal, project_id, ANY_MEMBER, "annotating")
     task = store.get_task(project_id, task_id)
+    now = clock.now().isoformat()
     raw: dict[str, Any] = {
         "result": list(result),
         "completed_by": principal.name,
         "draft": draft,
-        "created_at": clock.now().isoformat(),
+        "created_at": now,
+        "updated_at": now,
     }
     if lead_time is not None:
         raw["lead_time"] = lead_time
@@ -94,14 +96,19 @@ def update_completion(
     """Change a completion's result or lead time (its author; Owner, Manager, admin any).
 
     The new result is checked against the config and the task as an import is.
+    A change names something to change: a bare revision would only advance it and
+    make every other reader's copy stale for nothing.
 
     Raises:
         ConflictError: The completion changed since ``revision``.
+        InvalidRequestError: Neither ``result`` nor ``lead_time`` is given.
         TaskImportError: The result does not fit the config or the task.
     """
     project, task, completion = _own_or_managed(
         store, principal, project_id, task_id, completion_id, "changing the completion"
     )
+    if result is None and lead_time is None:
+        raise InvalidRequestError("result", "send result or lead_time (or both) to change")
     changed = replace(completion, revision=revision, updated_at=clock.now().isoformat())
     if result is not None:
         changed = replace(changed, result=_checked_result(project, task, result))
@@ -233,7 +240,7 @@ def _find(task: Task, completion_id: int) -> Completion:
 def _checked(project: Project, task: Task, raw: dict[str, Any]) -> Completion:
     (checked,) = parse_tasks(
         [{"data": dict(task.data), "annotations": [raw]}],
-        parse_labeling_config(project.label_config),
+        parsed_config(project.label_config),
     )
     (completion,) = checked.completions
     return completion

@@ -10,14 +10,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.conll import to_conll
 from annotrain.domain.export import ExportFilter, ExportFormat, filter_for_export, render_tasks
 from annotrain.domain.selection import select_training_completions
 from annotrain.domain.tasks import Role, Task
 from annotrain.ports import ProjectStore, TaskQuery, TaskStore
 from annotrain.services.access import ANY_MEMBER, Principal, authorize, find_member
-from annotrain.services.projects import list_members
+from annotrain.services.projects import list_members, parsed_config
 from annotrain.services.tasks import only_completions_by
 
 T = TypeVar("T")
@@ -87,7 +86,7 @@ def export_tasks(
         chunks = render_tasks(tasks(), export_format)
     else:
         members = list_members(store, principal, project_id)
-        schema = parse_labeling_config(project.label_config)
+        schema = parsed_config(project.label_config)
         # to_conll checks the config at once; the selection runs as chunks are read.
         pairs = _lazy(lambda: select_training_completions(tasks(), members).chosen)
         chunks = iter(to_conll(pairs, schema))

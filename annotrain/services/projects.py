@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from annotrain.domain.config import ProjectSchema, parse_labeling_config
@@ -31,9 +33,22 @@ class ConfigReport:
     warnings: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=128)
+def parsed_config(xml: str) -> ProjectSchema:
+    """A labeling config parsed, once per text: every submit and import checks against it.
+
+    Keyed by the text, not the project's revision, so renaming a project keeps it and
+    a new config is parsed anew. ProjectSchema is frozen; callers never change it.
+
+    Raises:
+        LabelingConfigError: The config is not usable (not cached: parsed again next time).
+    """
+    return parse_labeling_config(xml)
+
+
 def check_config(xml: str) -> tuple[ProjectSchema, ConfigReport]:
     """Parse a labeling config (LabelingConfigError listing every issue if unusable)."""
-    schema = parse_labeling_config(xml)
+    schema = parsed_config(xml)
     report = ConfigReport(implied_models(schema), tuple(str(w) for w in schema.warnings))
     return schema, report
 
@@ -177,6 +192,10 @@ def set_config(
 def list_members(store: ProjectStore, principal: Principal, project_id: int) -> list[Member]:
     """Every member of a project (any member, or an admin, may look)."""
     authorize(store, principal, project_id, ANY_MEMBER, "listing members")
+    return _members(store, project_id)
+
+
+def _members(store: ProjectStore, project_id: int) -> list[Member]:
     members: list[Member] = []
     token: str | None = None
     while True:
@@ -196,38 +215,90 @@ def put_member(
 ) -> Member:
     """Add a member or change one's role and priority (Owner, Manager, admin).
 
-    Only Owners and admins may grant the Owner role or change an Owner.
+    Only Owners and admins may grant the Owner role or change an Owner. A project
+    never loses its last Owner: demoting them is refused.
 
     Args:
         users: Where users are kept, to refuse unknown names; None where users
             live elsewhere (Cognito, serverless).
+
+    Raises:
+        InvalidRequestError: An unknown user (field ``user``), or the last Owner
+            demoted (field ``role``).
     """
-    _authorize_member_change(store, principal, project_id, member.user, member.role)
+    previous = _authorize_member_change(store, principal, project_id, member.user, member.role)
     if users is not None:
         try:
             users.get_user(member.user)
         except NotFoundError:
             raise InvalidRequestError("user", f"no user is called {member.user!r}") from None
-    store.put_member(project_id, member)
+    _keep_an_owner(
+        store, project_id, previous, member.role, lambda: store.put_member(project_id, member)
+    )
     return member
 
 
 def remove_member(store: ProjectStore, principal: Principal, project_id: int, user: str) -> None:
-    """Remove a member (Owner, Manager, admin; only Owners and admins remove an Owner)."""
-    _authorize_member_change(store, principal, project_id, user, None)
-    store.remove_member(project_id, user)
+    """Remove a member (Owner, Manager, admin; only Owners and admins remove an Owner).
+
+    Removing someone who is not a member does nothing.
+
+    Raises:
+        InvalidRequestError: The member is the project's last Owner (field ``member``).
+    """
+    previous = _authorize_member_change(store, principal, project_id, user, None)
+    _keep_an_owner(store, project_id, previous, None, lambda: store.remove_member(project_id, user))
+
+
+def _keep_an_owner(
+    store: ProjectStore,
+    project_id: int,
+    previous: Member | None,
+    role: Role | None,
+    change: Callable[[], None],
+) -> None:
+    """Make a membership change unless it leaves the project without an Owner.
+
+    Checked before the change, and again after it: two Owners demoting each other
+    at the same moment could each see the other still there. Whoever finds no
+    Owner left afterwards puts their member back, so the project keeps one.
+    """
+    if previous is None or previous.role is not Role.OWNER or role is Role.OWNER:
+        change()
+        return
+    if not _other_owners(store, project_id, previous.user):
+        raise _last_owner(previous.user, role)
+    change()
+    if not any(m.role is Role.OWNER for m in _members(store, project_id)):
+        store.put_member(project_id, previous)
+        raise _last_owner(previous.user, role)
+
+
+def _other_owners(store: ProjectStore, project_id: int, user: str) -> list[Member]:
+    return [m for m in _members(store, project_id) if m.role is Role.OWNER and m.user != user]
+
+
+def _last_owner(user: str, role: Role | None) -> InvalidRequestError:
+    doing = "removing them" if role is None else f"making them {role.value}"
+    return InvalidRequestError(
+        "member" if role is None else "role",
+        f"{user!r} is the project's last Owner: first make another member Owner "
+        f'(PUT …/members {{"user": "…", "role": "Owner"}}), then try {doing} again',
+    )
 
 
 def _authorize_member_change(
     store: ProjectStore, principal: Principal, project_id: int, user: str, role: Role | None
-) -> None:
+) -> Member | None:
+    """Check the caller may make the change; returns the user's membership as it is."""
     authorize(store, principal, project_id, MANAGERS, "changing members")
-    if principal.is_admin:
-        return
-    caller = find_member(store, project_id, principal.name)
     current = find_member(store, project_id, user)
+    if principal.is_admin:
+        return current
+    caller = find_member(store, project_id, principal.name)
     touches_owner = role == Role.OWNER or (current is not None and current.role == Role.OWNER)
     if touches_owner and (caller is None or caller.role != Role.OWNER):
         raise PermissionDeniedError(
             "granting, changing or removing the Owner role", "Owners and admins"
         )
+    return current

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import InvalidRequestError
 from annotrain.domain.labelstudio import parse_tasks
 from annotrain.domain.tasks import Role, Task
 from annotrain.ports import MAX_PAGE_SIZE, ProjectStore, TaskCounting, TaskQuery, TaskStore
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
+from annotrain.services.projects import parsed_config
 
 
 class _Stores(ProjectStore, TaskStore, Protocol):
@@ -30,7 +30,7 @@ def import_tasks(
         TaskImportError: Some tasks are inconsistent; lists every problem, stores nothing.
     """
     project = authorize(store, principal, project_id, MANAGERS, "importing tasks")
-    tasks = parse_tasks(list(payload), parse_labeling_config(project.label_config))
+    tasks = parse_tasks(list(payload), parsed_config(project.label_config))
     if not tasks:
         raise InvalidRequestError("body", "a list of at least one task is needed")
     return store.add_tasks(project_id, tasks)

@@ -57,8 +57,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What ``serve`` hands uvicorn, instead of running a server."""
     seen: dict[str, Any] = {}
 
-    def fake_run(app: Any, *, host: str, port: int) -> None:
-        seen.update(app=app, host=host, port=port)
+    def fake_run(app: Any, *, host: str, port: int, loop: str, http: str) -> None:
+        seen.update(app=app, host=host, port=port, loop=loop, http=http)
         # serve closes the store when uvicorn returns: use the app before.
         with TestClient(app) as client:
             seen["health"] = client.get("/health").status_code
@@ -122,3 +122,13 @@ def test_serve_with_a_demo_seeds_the_sample_project_on_the_first_start_only(
     assert cli.main(argv) == 0
     assert served["projects"]["total"] == 1
     assert "seeded" not in capsys.readouterr().err
+
+
+def test_serve_runs_on_uvloop_and_httptools_when_installed(
+    tmp_path: Path, served: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The api extra installs both; the lab's set-up always has them.
+    served["data_dir"] = tmp_path / "lab"
+    assert cli.main(["serve", "--data-dir", str(served["data_dir"])]) == 0
+    assert (served["loop"], served["http"]) == ("uvloop", "httptools")
+    assert "uvloop event loop and the httptools HTTP parser" in capsys.readouterr().err

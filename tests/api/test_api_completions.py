@@ -183,3 +183,53 @@ def test_a_draft_cannot_be_reviewed(lab: Lab) -> None:
 def test_a_missing_completion_is_not_found(lab: Lab) -> None:
     assert _patch(lab, 999, {"result": [], "revision": 1}, role="owner").status_code == 404
     assert _review(lab, 999, True).status_code == 404
+
+
+def _task(lab: Lab, role: str = "annotator") -> Any:
+    url = f"/api/v1/projects/{lab.project_id}/tasks/{lab.task_id}"
+    return lab.client.get(url, headers=lab.auth(role)).json()
+
+
+def test_a_task_read_carries_the_revision_a_change_is_made_at(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN]}).json()["id"]
+    assert _review(lab, cid, True).status_code == 200  # a review advances the revision
+    (read,) = _task(lab)["annotations"]
+    assert (read["id"], read["revision"], read["draft"]) == (cid, 2, False)
+    assert _patch(lab, cid, {"result": [], "revision": 1}).status_code == 409
+    changed = _patch(lab, cid, {"result": [], "revision": read["revision"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["revision"] == 3
+
+
+def test_the_task_listing_carries_revisions_of_annotations_and_drafts(lab: Lab) -> None:
+    submitted = _post(lab, {"result": [SPAN]}).json()["id"]
+    draft = _post(lab, {"result": [], "draft": True}).json()["id"]
+    assert _patch(lab, draft, {"lead_time": 3.0, "revision": 1}).status_code == 200
+    url = f"/api/v1/projects/{lab.project_id}/tasks"
+    (task,) = lab.client.get(url, headers=lab.auth("owner")).json()["items"]
+    assert [(c["id"], c["revision"], c["draft"]) for c in task["annotations"]] == [
+        (submitted, 1, False)
+    ]
+    assert [(c["id"], c["revision"], c["draft"]) for c in task["drafts"]] == [(draft, 2, True)]
+
+
+def test_updated_at_is_the_creation_time_until_a_change_moves_it(lab: Lab) -> None:
+    created = _post(lab, {"result": []}).json()
+    assert created["updated_at"] == created["created_at"]
+    later = lab.client.app.state.clock.advance(60)  # type: ignore[attr-defined]
+    changed = _patch(lab, created["id"], {"result": [SPAN], "revision": 1}).json()
+    assert (changed["created_at"], changed["updated_at"]) == (
+        created["created_at"],
+        later.isoformat(),
+    )
+    (read,) = _task(lab)["annotations"]
+    assert read["updated_at"] == later.isoformat()
+
+
+def test_an_update_that_changes_nothing_is_refused_and_keeps_the_revision(lab: Lab) -> None:
+    cid = _post(lab, {"result": [SPAN]}).json()["id"]
+    response = _patch(lab, cid, {"revision": 1})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "result"
+    (stored,) = lab.store.get_task(lab.project_id, lab.task_id).completions
+    assert stored.revision == 1

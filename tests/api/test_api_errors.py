@@ -140,3 +140,14 @@ def test_creating_the_app_opens_no_store_until_a_request_needs_it(tmp_path: Path
         )
     assert (data_dir / "annotrain.db").exists()
     app.state.store_source.get().close()
+
+
+def test_a_body_that_is_not_utf8_is_a_validation_error_naming_the_body(lab: Lab) -> None:
+    response = lab.client.post(
+        "/api/v1/projects",
+        content=b'{"name": "\xff\xfe"}',
+        headers={**lab.auth("owner"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("validation_error", "body")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from conftest import SAMPLE_CONFIG, TEXT_CONFIG, Lab
 
-from annotrain.domain.tasks import Role
+from annotrain.adapters.sqlite import SqliteStore
+from annotrain.domain.errors import InvalidRequestError
+from annotrain.domain.tasks import Member, Role
+from annotrain.services.access import Principal
+from annotrain.services.projects import remove_member
 
 
 def test_creating_a_project_answers_201_with_its_id_and_makes_the_creator_owner(
@@ -152,7 +159,85 @@ def test_a_manager_may_not_grant_the_owner_role(lab: Lab) -> None:
 def test_a_manager_may_not_remove_the_owner(lab: Lab) -> None:
     url = f"/api/v1/projects/{lab.project_id}/members/owner"
     assert lab.client.delete(url, headers=lab.auth("manager")).status_code == 403
+    _make_owner(lab, "newbie")
     assert lab.client.delete(url, headers=lab.auth("admin")).status_code == 204
+
+
+def _make_owner(lab: Lab, user: str) -> None:
+    url = f"/api/v1/projects/{lab.project_id}/members"
+    body = {"user": user, "role": "Owner"}
+    assert lab.client.put(url, json=body, headers=lab.auth("owner")).status_code == 200
+
+
+def _roles(lab: Lab) -> dict[str, str]:
+    url = f"/api/v1/projects/{lab.project_id}/members"
+    items = lab.client.get(url, headers=lab.auth("admin")).json()["items"]
+    return {m["user"]: m["role"] for m in items}
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_the_last_owner_cannot_be_removed_and_the_error_says_how(lab: Lab, role: str) -> None:
+    url = f"/api/v1/projects/{lab.project_id}/members/owner"
+    response = lab.client.delete(url, headers=lab.auth(role))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_request", "member")
+    assert "last Owner" in error["message"]
+    assert "make another member Owner" in error["message"]
+    assert _roles(lab)["owner"] == "Owner"
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_the_last_owner_cannot_be_demoted(lab: Lab, role: str) -> None:
+    url = f"/api/v1/projects/{lab.project_id}/members"
+    body = {"user": "owner", "role": "Manager"}
+    response = lab.client.put(url, json=body, headers=lab.auth(role))
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "role"
+    assert _roles(lab)["owner"] == "Owner"
+
+
+def test_with_a_second_owner_the_first_may_step_down_and_leave(lab: Lab) -> None:
+    _make_owner(lab, "newbie")
+    url = f"/api/v1/projects/{lab.project_id}/members"
+    body = {"user": "owner", "role": "Annotator"}
+    assert lab.client.put(url, json=body, headers=lab.auth("owner")).status_code == 200
+    assert lab.client.delete(f"{url}/owner", headers=lab.auth("newbie")).status_code == 204
+    roles = _roles(lab)
+    assert roles["newbie"] == "Owner"
+    assert "owner" not in roles
+
+
+def test_an_owner_may_keep_the_owner_role_with_a_new_priority(lab: Lab) -> None:
+    url = f"/api/v1/projects/{lab.project_id}/members"
+    body = {"user": "owner", "role": "Owner", "priority": 3}
+    assert lab.client.put(url, json=body, headers=lab.auth("owner")).status_code == 200
+
+
+class _RacingStore:
+    """A store where another Owner steps down just as this change is made."""
+
+    def __init__(self, store: SqliteStore, project_id: int, other: str) -> None:
+        self._store = store
+        self._project_id = project_id
+        self._other = other
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def remove_member(self, project_id: int, user: str) -> None:
+        # The other Owner's own demotion, checked while this one still was an Owner.
+        self._store.put_member(self._project_id, Member(self._other, Role.MANAGER))
+        self._store.remove_member(project_id, user)
+
+
+def test_two_owners_stepping_down_at_once_leave_one_owner(lab: Lab) -> None:
+    _make_owner(lab, "newbie")
+    racing = _RacingStore(lab.store, lab.project_id, "newbie")
+    with pytest.raises(InvalidRequestError, match="last Owner"):
+        remove_member(racing, Principal("admin", is_admin=True), lab.project_id, "owner")  # type: ignore[arg-type]
+    roles = _roles(lab)
+    assert (roles["owner"], roles["newbie"]) == ("Owner", "Manager")
 
 
 def test_putting_a_member_changes_their_role_and_priority(lab: Lab) -> None:

@@ -29,7 +29,7 @@ def test_serve_recovers_leftover_jobs_and_stops_them_through_its_runner(
         store.put_server(Server("old", JobKind.TRAIN, 1, "a", SINCE, False, "gone:1"))
     seen: dict[str, Any] = {}
 
-    def fake_run(app: Any, *, host: str, port: int) -> None:
+    def fake_run(app: Any, *, host: str, port: int, **options: str) -> None:
         runner = app.state.runner
         seen["runner"] = runner
         seen["supervising"] = runner._thread is not None

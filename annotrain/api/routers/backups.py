@@ -8,10 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from annotrain.api.deps import CurrentUser
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import not_implemented_until
 from annotrain.services import licenses
 
-router = APIRouter(prefix="/backups", tags=["backups"])
+router = APIRouter(prefix="/backups", tags=["backups"], responses=error_responses(401, 403, 503))
 
 NOT_IMPLEMENTED = not_implemented_until("issue 8")
 

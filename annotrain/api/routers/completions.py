@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from annotrain.api.deps import CompletionId, CurrentUser, Events, Now, ProjectId, Store, TaskId
+from annotrain.api.errors import error_responses
 from annotrain.api.schemas import (
     CompletionCreate,
     CompletionSubmit,
@@ -22,11 +23,15 @@ from annotrain.api.schemas import (
 from annotrain.services import completions
 
 router = APIRouter(
-    prefix="/projects/{project_id}/tasks/{task_id}/completions", tags=["completions"]
+    prefix="/projects/{project_id}/tasks/{task_id}/completions",
+    tags=["completions"],
+    responses=error_responses(401, 403, 404, 422, 503),
 )
+#: A change at a revision: a stale one is a 409.
+REVISION_CHECKED = error_responses(409, 413)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
 def create_completion(
     project_id: ProjectId,
     task_id: TaskId,
@@ -51,7 +56,7 @@ def create_completion(
     return completion_out(completion)
 
 
-@router.patch("/{completion_id}")
+@router.patch("/{completion_id}", responses=REVISION_CHECKED)
 def update_completion(
     project_id: ProjectId,
     task_id: TaskId,
@@ -76,7 +81,7 @@ def update_completion(
     return completion_out(completion)
 
 
-@router.post("/{completion_id}/submit")
+@router.post("/{completion_id}/submit", responses=REVISION_CHECKED)
 def submit_completion(
     project_id: ProjectId,
     task_id: TaskId,
@@ -114,7 +119,7 @@ def delete_completion(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{completion_id}/review")
+@router.post("/{completion_id}/review", responses=error_responses(413))
 def review_completion(
     project_id: ProjectId,
     task_id: TaskId,

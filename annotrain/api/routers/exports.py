@@ -12,11 +12,16 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.domain.export import ExportFilter, ExportFormat
 from annotrain.ports import TaskQuery
 from annotrain.services import exports
 
-router = APIRouter(prefix="/projects/{project_id}", tags=["export"])
+router = APIRouter(
+    prefix="/projects/{project_id}",
+    tags=["export"],
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 
 _FILE = {
     "description": "the file, as an attachment",

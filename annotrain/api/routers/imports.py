@@ -17,6 +17,7 @@ from fastapi import APIRouter, File, Path, Query, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from annotrain.api.deps import AppSettings, Blobs, CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.import_schemas import ConfirmRequest, PresignOut, PresignRequest, presign_out
 from annotrain.api.schemas import TaskImportOut
 from annotrain.domain.task_files import IMAGE_ID_PATTERN, TextSplit
@@ -24,7 +25,11 @@ from annotrain.domain.tasks import Task
 from annotrain.services import imports
 from annotrain.settings import Settings
 
-router = APIRouter(prefix="/projects/{project_id}", tags=["tasks"])
+router = APIRouter(
+    prefix="/projects/{project_id}",
+    tags=["tasks"],
+    responses=error_responses(401, 403, 404, 413, 422, 503),
+)
 
 _CHUNK = 64 * 1024
 ImageId = Annotated[str, Path(pattern=IMAGE_ID_PATTERN, description="the image's id")]
@@ -77,7 +82,9 @@ def import_files(
     return _imported(stored)
 
 
-@router.post("/tasks/import/presigned", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tasks/import/presigned", status_code=status.HTTP_201_CREATED, responses=error_responses(501)
+)
 def presign_image_upload(
     project_id: ProjectId,
     body: PresignRequest,
@@ -99,7 +106,11 @@ def presign_image_upload(
     return presign_out(upload)
 
 
-@router.post("/tasks/import/presigned/confirm", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tasks/import/presigned/confirm",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(501),
+)
 def confirm_image_uploads(
     project_id: ProjectId,
     body: ConfirmRequest,

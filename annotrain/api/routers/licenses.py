@@ -11,10 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from annotrain.api.deps import CurrentUser
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import not_implemented_until
 from annotrain.services import licenses
 
-router = APIRouter(prefix="/licenses", tags=["licenses"])
+router = APIRouter(
+    prefix="/licenses", tags=["licenses"], responses=error_responses(401, 403, 422, 503)
+)
 
 LicenseId = Annotated[str, Path(min_length=1, max_length=200, description="the license's id")]
 NOT_IMPLEMENTED = not_implemented_until("issue 8")

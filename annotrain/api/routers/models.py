@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
 from annotrain.api.deps import Blobs, CurrentUser, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import (
     DeployIn,
     DeployOut,
@@ -24,7 +25,7 @@ from annotrain.api.job_schemas import (
 )
 from annotrain.services import models
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=error_responses(401, 403, 404, 422, 503))
 
 ModelName = Annotated[str, Path(min_length=1, max_length=200, description="the model's name")]
 
@@ -67,7 +68,7 @@ def download_model(
     )
 
 
-@router.post("/projects/{project_id}/models/{name}/deploy")
+@router.post("/projects/{project_id}/models/{name}/deploy", responses=error_responses(409))
 def deploy_model(
     project_id: ProjectId,
     name: ModelName,

@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from annotrain.api.deps import CurrentUser, Now, ProjectId, Runner, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import PreannotationCreate, PreannotationOut, preannotation_out
 from annotrain.services import preannotations
 
-router = APIRouter(tags=["preannotations"])
+router = APIRouter(tags=["preannotations"], responses=error_responses(401, 403, 404, 422, 503))
 
 PreannotationId = Annotated[
     str, Path(min_length=1, max_length=128, description="the pre-annotation's run id")

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from annotrain.api.deps import CurrentUser, Now, ProjectId, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.schemas import (
     ConfigOut,
     ConfigUpdate,
@@ -25,10 +26,14 @@ from annotrain.api.schemas import (
 from annotrain.ports import MAX_PAGE_SIZE
 from annotrain.services import projects
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix="/projects", tags=["projects"], responses=error_responses(401, 422, 503))
+#: A project's own routes: its members' roles decide, outsiders are told it does not exist.
+IN_PROJECT = error_responses(403, 404)
+#: Changing a project: it may have changed since it was read.
+CHANGING = error_responses(403, 404, 409, 413)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
 def create_project(body: ProjectCreate, user: CurrentUser, store: Store, clock: Now) -> ProjectOut:
     """Create a project; its creator becomes its Owner."""
     project = projects.create_project(
@@ -57,13 +62,13 @@ def list_projects(
     )
 
 
-@router.get("/{project_id}")
+@router.get("/{project_id}", responses=IN_PROJECT)
 def read_project(project_id: ProjectId, user: CurrentUser, store: Store) -> ProjectOut:
     """Read a project."""
     return project_out(projects.get_project(store, user, project_id))
 
 
-@router.patch("/{project_id}")
+@router.patch("/{project_id}", responses=CHANGING)
 def update_project(
     project_id: ProjectId, body: ProjectUpdate, user: CurrentUser, store: Store
 ) -> ProjectOut:
@@ -79,14 +84,14 @@ def update_project(
     return project_out(project)
 
 
-@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT, responses=IN_PROJECT)
 def delete_project(project_id: ProjectId, user: CurrentUser, store: Store) -> Response:
     """Delete a project with its members and tasks."""
     projects.delete_project(store, user, project_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{project_id}/config")
+@router.get("/{project_id}/config", responses=IN_PROJECT)
 def read_config(project_id: ProjectId, user: CurrentUser, store: Store) -> ConfigOut:
     """Read a project's labeling config and the models it implies."""
     project = projects.get_project(store, user, project_id)
@@ -94,7 +99,7 @@ def read_config(project_id: ProjectId, user: CurrentUser, store: Store) -> Confi
     return config_out(project.label_config, report)
 
 
-@router.put("/{project_id}/config")
+@router.put("/{project_id}/config", responses=CHANGING)
 def replace_config(
     project_id: ProjectId, body: ConfigUpdate, user: CurrentUser, store: Store
 ) -> ConfigOut:

@@ -12,10 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from annotrain.api.deps import CurrentUser, Runner, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import ServerList, ServerStopOut, server_out, server_stop_out
 from annotrain.services import servers
 
-router = APIRouter(prefix="/servers", tags=["servers"])
+router = APIRouter(
+    prefix="/servers", tags=["servers"], responses=error_responses(401, 403, 404, 422, 503)
+)
 
 RunId = Annotated[str, Path(min_length=1, max_length=128, description="the job's run id")]
 

@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from annotrain import __version__
 from annotrain.api.deps import AppSettings, CurrentUser
+from annotrain.api.errors import error_responses
 from annotrain.api.schemas import SystemOut
 from annotrain.services.system import GPU_AVAILABLE, NO_GPU, gpu_available
 
-router = APIRouter(prefix="/system", tags=["system"])
+router = APIRouter(prefix="/system", tags=["system"], responses=error_responses(401, 503))
 
 
 @router.get("")

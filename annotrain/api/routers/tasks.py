@@ -11,15 +11,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from annotrain.api.deps import CurrentUser, ProjectId, Store, TaskId
-from annotrain.api.schemas import TaskImportOut, TaskPage
-from annotrain.domain.labelstudio import task_to_json
+from annotrain.api.errors import error_responses
+from annotrain.api.schemas import TaskImportOut, TaskPage, task_out
 from annotrain.ports import MAX_PAGE_SIZE, TaskQuery
 from annotrain.services import tasks
 
-router = APIRouter(prefix="/projects/{project_id}/tasks", tags=["tasks"])
+router = APIRouter(
+    prefix="/projects/{project_id}/tasks",
+    tags=["tasks"],
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED)
+@router.post("/import", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
 def import_tasks(
     project_id: ProjectId,
     payload: Annotated[list[Any], Body(description="Label Studio JSON: a list of tasks")],
@@ -42,22 +46,22 @@ def list_tasks(
     has_completions: bool | None = None,
     has_predictions: bool | None = None,
 ) -> TaskPage:
-    """List a project's tasks by page, as Label Studio JSON."""
+    """List a project's tasks by page, as Label Studio JSON with completion revisions."""
     query = TaskQuery(
         tags=frozenset(tags or ()),
         has_completions=has_completions,
         has_predictions=has_predictions,
     )
     items, total = tasks.list_tasks(store, user, project_id, query, page=page, page_size=page_size)
-    return TaskPage(items=[task_to_json(t) for t in items], total=total)
+    return TaskPage(items=[task_out(t) for t in items], total=total)
 
 
 @router.get("/{task_id}")
 def read_task(
     project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store
 ) -> dict[str, Any]:
-    """Read a task as Label Studio JSON."""
-    return task_to_json(tasks.get_task(store, user, project_id, task_id))
+    """Read a task as Label Studio JSON; each completion carries the revision to change it at."""
+    return task_out(tasks.get_task(store, user, project_id, task_id))
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import PlainTextResponse
 
 from annotrain.api.deps import AppSettings, Blobs, CurrentUser, Now, ProjectId, Runner, Store
+from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import TrainingCreate, TrainingOut, TrainingPage, training_out
 from annotrain.ports import MAX_PAGE_SIZE
 from annotrain.services import active_learning, trainings
@@ -19,7 +20,7 @@ from annotrain.services.access import MANAGERS, authorize
 from annotrain.services.system import gpu_available
 from annotrain.settings import Mode, Settings
 
-router = APIRouter(tags=["trainings"])
+router = APIRouter(tags=["trainings"], responses=error_responses(401, 403, 404, 422, 503))
 
 TrainingId = Annotated[str, Path(min_length=1, max_length=128, description="the training's run id")]
 
@@ -46,7 +47,11 @@ def training_request(body: TrainingCreate) -> trainings.TrainingRequest:
     )
 
 
-@router.post("/projects/{project_id}/trainings", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/projects/{project_id}/trainings",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409),
+)
 def start_training(
     project_id: ProjectId,
     body: TrainingCreate,
@@ -131,7 +136,11 @@ def read_training_logs(
     return PlainTextResponse(text, headers=headers)
 
 
-@router.post("/trainings/{training_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/trainings/{training_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409),
+)
 def cancel_training(
     training_id: TrainingId, user: CurrentUser, store: Store, runner: Runner, clock: Now
 ) -> TrainingOut:
