@@ -29,6 +29,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         licenses,
         members,
         models,
+        ocr,
         preannotations,
         projects,
         servers,
@@ -41,7 +42,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         system.router, projects.router, members.router, tasks.router, imports.router,
         exports.router,
         completions.router,
-        trainings.router, models.router, preannotations.router, servers.router,
+        trainings.router, models.router, preannotations.router, ocr.router, servers.router,
         licenses.router, backups.router,
     )  # fmt: skip
 

@@ -170,13 +170,13 @@ def label_words(
         owner.append(None if best is None else best[1])
     tags: list[str] = []
     previous: int | None = None
-    for index in owner:
-        if index is None:
+    for region_index in owner:
+        if region_index is None:
             tags.append(OUTSIDE)
         else:
-            prefix = "I" if index == previous else "B"
-            tags.append(f"{prefix}-{regions[index].label}")
-        previous = index
+            prefix = "I" if region_index == previous else "B"
+            tags.append(f"{prefix}-{regions[region_index].label}")
+        previous = region_index
     used = set(owner)
     for index, region in usable:
         if index not in used:

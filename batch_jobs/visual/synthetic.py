@@ -154,9 +154,11 @@ def generate_form(seed: int, *, size: tuple[int, int] = A4_150_DPI) -> Synthetic
     scale = width / A4_150_DPI[0]
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
-    body = ImageFont.load_default(size=max(10, round(rng.randint(22, 28) * scale)))
-    title = ImageFont.load_default(size=max(14, round(rng.randint(44, 56) * scale)))
-    line_gap = round(rng.uniform(1.6, 2.0) * body.size)
+    body_size = max(10, round(rng.randint(22, 28) * scale))
+    title_size = max(14, round(rng.randint(44, 56) * scale))
+    body = ImageFont.load_default(size=body_size)
+    title = ImageFont.load_default(size=title_size)
+    line_gap = round(rng.uniform(1.6, 2.0) * body_size)
     margin = round(rng.uniform(0.06, 0.1) * width)
     fields: list[GoldField] = []
 
@@ -188,7 +190,7 @@ def generate_form(seed: int, *, size: tuple[int, int] = A4_150_DPI) -> Synthetic
           y + line_gap, street)  # fmt: skip
     y += 3 * line_gap
     write(margin, y, "INVOICE", title)
-    y += round(title.size * 1.8)
+    y += round(title_size * 1.8)
 
     label_x = margin
     value_x = margin + round(rng.uniform(0.22, 0.3) * width)

@@ -1,7 +1,9 @@
 """``/api/v1/projects/{id}/tasks``: import Label Studio JSON, list by page, read, delete.
 
 Importing and deleting take Owner or Manager (or admin); reading any project
-role. Annotators see only their own completions.
+role. Annotators see only their own completions. A task read alone carries
+``ocr``: a summary of its image's OCR (``null`` before it is read); listings do
+not.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from annotrain.api.deps import CurrentUser, ProjectId, Store, TaskId
+from annotrain.api.deps import Blobs, CurrentUser, ProjectId, Store, TaskId
 from annotrain.api.schemas import TaskImportOut, TaskPage
 from annotrain.domain.labelstudio import task_to_json
 from annotrain.ports import MAX_PAGE_SIZE, TaskQuery
@@ -54,10 +56,11 @@ def list_tasks(
 
 @router.get("/{task_id}")
 def read_task(
-    project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store
+    project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store, blobs: Blobs
 ) -> dict[str, Any]:
-    """Read a task as Label Studio JSON."""
-    return task_to_json(tasks.get_task(store, user, project_id, task_id))
+    """Read a task as Label Studio JSON, with a summary of its image's OCR."""
+    task, summary = tasks.get_task_with_ocr(store, blobs, user, project_id, task_id)
+    return {**task_to_json(task), "ocr": summary}
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
