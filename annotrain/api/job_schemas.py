@@ -362,7 +362,7 @@ def ocr_out(run: Run) -> OcrOut:
         status=run.status,
         progress=run.progress,
         failure_reason=run.failure_reason,
-        language=str(run.params.get("language", "")),
+        language=str(run.params.get("tesseract_language", "")),
         tasks=len(run.params.get("task_ids") or ()),
         metrics=dict(run.metrics),
         created_by=run.created_by,

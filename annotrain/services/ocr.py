@@ -170,7 +170,10 @@ def ocr_summary(
 
 
 def _language(project: Project) -> str:
-    return tesseract_language(language_of(project)).code
+    """The project's language, once OCR is known to read it."""
+    language = language_of(project)
+    tesseract_language(language)
+    return language
 
 
 def _submit(
@@ -192,7 +195,11 @@ def _submit(
             status=RunStatus.QUEUED,
             created_by=principal.name,
             created_at=clock.now(),
-            params={"task_ids": task_ids, "language": language},
+            params={
+                "task_ids": task_ids,
+                "language": language,
+                "tesseract_language": tesseract_language(language).code,
+            },
             logs_key=log_key(run_id),
         )
     )
