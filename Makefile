@@ -90,6 +90,7 @@ bench: setup bench-synth
 	$(BIN)/python -m benchmarks.selection_export
 	$(BIN)/python -m benchmarks.sqlite_import
 	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.visual_ner
 
 # Synthesize every stack with the pinned CLI: no AWS credentials, no Docker engine
 # (the Lambda bundle is built by pip, the job images only staged). docs/deploy.md.
