@@ -88,7 +88,8 @@ def test_word_labels_merge_into_one_rectangle_per_entity_with_the_mean_score() -
     )
     assert region.label == "Vendor"
     assert region.text == "Acme Ltd"
-    assert region.score is not None and abs(region.score - 0.8) < 1e-9
+    assert region.score is not None
+    assert abs(region.score - 0.8) < 1e-9
     assert (region.x, region.y) == (10.0, 20.0)
     assert (region.width, region.height) == (18.0, 6.0)  # 100..280 px wide, 100..130 px tall
 
