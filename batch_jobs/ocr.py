@@ -73,7 +73,7 @@ def ocr(
     Args:
         context: The job's context.
         reader: Reads one page (Tesseract by default; tests count calls).
-        workers: Processes reading pages at once (default: every core).
+        workers: Processes reading pages at once (default: every core it may use).
 
     Raises:
         AnnotrainError: What went wrong, for the run's failure reason.
@@ -87,7 +87,7 @@ def ocr(
     project = store.get_project(run.project_id)
     schema = parse_labeling_config(project.label_config)
     task_ids = [int(t) for t in run.params.get("task_ids") or ()]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or _usable_cores()
     counts = {"pages": len(task_ids), "done_before": 0, "cached": 0, "read": 0, "words": 0}
     skipped: dict[str, list[int]] = {}
     with RunLogger(blobs, run) as run_log, tempfile.TemporaryDirectory(dir=work_dir) as tmp:
@@ -178,6 +178,11 @@ def ocr(
                 f"Tesseract could not read {len(failed)} page(s): {shown}; the others are "
                 "stored. Re-import those images (a damaged file?) and run OCR again"
             )
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's cpuset, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _stored(blobs: BlobStore, key: str) -> OcrPage | None:
