@@ -11,7 +11,7 @@ Storage (see docs/visual-ner.md):
   summarises and training reads.
 - ``projects/<project id>/ocr-cache/<sha256>-<lang>-<tesseract version>.json``: the
   same record keyed by the image's content, so an image imported twice is OCR'd
-  once. It stays in the project (deleting the project deletes it).
+  once. It is kept per project, so no project reads another's records.
 """
 
 from __future__ import annotations
