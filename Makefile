@@ -9,8 +9,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Extras the lab and its tests need today; each deployment unit adds its own.
 EXTRAS := api,ml,infra,dev
-# Debian packages the lab needs at run time (installed when running as root).
-DEBIAN_PACKAGES :=
+# Debian packages the lab needs at run time (installed when running as root):
+# Tesseract and the language packs of the project languages OCR serves
+# (annotrain/domain/ocr.py maps en→eng, de→deu, es→spa, pt→por, it→ita, da→dan, ro→ron).
+DEBIAN_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-spa \
+	tesseract-ocr-por tesseract-ocr-ita tesseract-ocr-dan tesseract-ocr-ron
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Constraints pin every package, build back-ends included (PIP_CONSTRAINT reaches
@@ -87,6 +90,7 @@ bench: setup bench-synth
 	$(BIN)/python -m benchmarks.selection_export
 	$(BIN)/python -m benchmarks.sqlite_import
 	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.visual_ner
 
 # Synthesize every stack with the pinned CLI: no AWS credentials, no Docker engine
 # (the Lambda bundle is built by pip, the job images only staged). docs/deploy.md.

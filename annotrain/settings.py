@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         max_upload_bytes: The largest ``multipart/form-data`` body accepted.
         max_image_bytes: The largest image a task import takes, uploaded in a form or
             through a presigned URL.
+        max_pdf_pages: The most PDF pages one upload renders (over all its PDFs).
+        pdf_dpi: Dots per inch uploaded PDF pages are rendered at.
         table: The DynamoDB table (serverless; ``ANNOTRAIN_TABLE``, as the Batch events
             function reads it).
         overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
@@ -49,6 +51,8 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=64 * 1024**2, gt=0)
     max_upload_bytes: int = Field(default=256 * 1024**2, gt=0)
     max_image_bytes: int = Field(default=50 * 1024**2, gt=0)
+    max_pdf_pages: int = Field(default=50, gt=0, le=2000)
+    pdf_dpi: int = Field(default=150, ge=72, le=400)
     table: str = ""
     overflow_bucket: str = ""
     data_bucket: str = ""

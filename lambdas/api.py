@@ -8,7 +8,8 @@ is made on the first invocation and kept for the container's later ones.
 Handlers: ``lambdas.api.projects_handler`` (projects, members, tasks and their
 imports and images, export),
 ``lambdas.api.completions_handler`` (completions and reviews),
-``lambdas.api.jobs_handler`` (trainings, models, pre-annotations, servers) and
+``lambdas.api.jobs_handler`` (trainings, models, pre-annotations, OCR and the
+uploads that start it, servers) and
 ``lambdas.api.system_handler`` (system, licenses, backups).
 """
 
@@ -37,9 +38,10 @@ def _completions_routers() -> list[APIRouter]:
 
 
 def _jobs_routers() -> list[APIRouter]:
-    from annotrain.api.routers import models, preannotations, servers, trainings
+    from annotrain.api.routers import models, ocr, preannotations, servers, trainings
 
-    return [trainings.router, models.router, preannotations.router, servers.router]
+    # The uploads that start OCR are here too: only this group may submit jobs.
+    return [trainings.router, models.router, preannotations.router, ocr.router, servers.router]
 
 
 def _system_routers() -> list[APIRouter]:
@@ -85,7 +87,7 @@ def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def jobs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Trainings, models, pre-annotations and the servers page."""
+    """Trainings, models, pre-annotations, OCR (and uploads) and the servers page."""
     return _handler("jobs")(event, context)
 
 

@@ -30,6 +30,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         licenses,
         members,
         models,
+        ocr,
         preannotations,
         projects,
         servers,
@@ -42,7 +43,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         system.router, projects.router, members.router, tasks.router, imports.router,
         exports.router,
         completions.router,
-        trainings.router, models.router, preannotations.router, servers.router,
+        trainings.router, models.router, preannotations.router, ocr.router, servers.router,
         licenses.router, backups.router,
     )  # fmt: skip
 

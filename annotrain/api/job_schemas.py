@@ -327,3 +327,56 @@ def preannotation_out(run: Run) -> PreannotationOut:
         started_at=run.started_at,
         finished_at=run.finished_at,
     )
+
+
+class OcrCreate(_Body):
+    """Which tasks to OCR."""
+
+    task_ids: list[int] | None = Field(
+        default=None, description="default: every task showing an image uploaded to the project"
+    )
+
+
+class OcrOut(BaseModel):
+    """An OCR run."""
+
+    id: str
+    project_id: int
+    status: RunStatus
+    progress: float
+    failure_reason: str | None
+    language: str = Field(description="the Tesseract language pages are read in (eng, deu…)")
+    tasks: int = Field(description="tasks asked for")
+    metrics: dict[str, Any] = Field(
+        description="once done: pages, done_before, cached, read, words, skipped, failed"
+    )
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def ocr_out(run: Run) -> OcrOut:
+    """An OCR run as the API shows it."""
+    return OcrOut(
+        id=run.id,
+        project_id=run.project_id,
+        status=run.status,
+        progress=run.progress,
+        failure_reason=run.failure_reason,
+        language=str(run.params.get("tesseract_language", "")),
+        tasks=len(run.params.get("task_ids") or ()),
+        metrics=dict(run.metrics),
+        created_by=run.created_by,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+class TaskUploadOut(BaseModel):
+    """Tasks made from uploaded images and PDF pages, and the OCR run started for them."""
+
+    imported: int
+    task_ids: list[int]
+    ocr: OcrOut

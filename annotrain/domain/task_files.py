@@ -23,9 +23,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from annotrain.domain.config import ObjectTag, ProjectSchema
 from annotrain.domain.errors import FileImportError, FileProblem
@@ -137,6 +138,39 @@ def image_key_of_reference(reference: str) -> str | None:
     if match is None:
         return None
     return image_key(int(match.group(1)), match.group(2))
+
+
+def image_id_of_reference(reference: object) -> tuple[int, str] | None:
+    """The project id and image id an image field made by :func:`image_reference` names."""
+    if not isinstance(reference, str):
+        return None
+    match = _API_IMAGE_PATH.fullmatch(reference)
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def image_fields(schema: ProjectSchema) -> list[str]:
+    """The data fields the config's ``<Image>`` objects show, in order."""
+    return [
+        key
+        for key, objects in data_fields(schema).items()
+        if any(o.tag == "Image" for o in objects)
+    ]
+
+
+def task_image_ids(data: Mapping[str, Any], schema: ProjectSchema, project_id: int) -> list[str]:
+    """The ids of the project's uploaded images a task's image fields show.
+
+    A reference to another project's image is not the task's: jobs of this project
+    never read it (a JSON import may name any path).
+    """
+    found: list[str] = []
+    for field in image_fields(schema):
+        parsed = image_id_of_reference(data.get(field))
+        if parsed is not None and parsed[0] == project_id and parsed[1] not in found:
+            found.append(parsed[1])
+    return found
 
 
 def is_image_id(value: str) -> bool:

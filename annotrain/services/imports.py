@@ -41,6 +41,7 @@ from annotrain.domain.labelstudio import load_tasks
 from annotrain.domain.task_files import (
     ACCEPTED_IMAGES,
     IMAGE_KINDS,
+    PNG,
     SNIFF_BYTES,
     ImageKind,
     TextSplit,
@@ -57,6 +58,7 @@ from annotrain.domain.task_files import (
 from annotrain.domain.tasks import Task
 from annotrain.ports import BlobInfo, BlobStore, PresignedUrls, ProjectStore, TaskStore
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
+from annotrain.services.pdf_pages import PDF_MAGIC, PdfFile, PdfLimits
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
@@ -67,6 +69,7 @@ __all__ = [
     "import_files",
     "open_image",
     "presign_image_upload",
+    "upload_pages",
 ]
 
 _log = logging.getLogger(__name__)
@@ -199,6 +202,115 @@ def import_files(
     if not tasks:
         raise InvalidRequestError("files", "the files hold no task")
     return _store_all(store, blobs, project_id, tasks, images)
+
+
+def upload_pages(
+    store: _Stores,
+    blobs: BlobStore,
+    principal: Principal,
+    project_id: int,
+    files: Sequence[UploadedFile],
+    *,
+    limits: ImportLimits,
+    pdf: PdfLimits,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> list[Task]:
+    """Images and PDFs as image tasks, all or none (Owner, Manager, admin).
+
+    Each image (PNG, JPEG, TIFF by content) is one task, checked as an import's
+    images are; each PDF (``%PDF-``) is opened and every page rendered to a PNG at
+    ``pdf.dpi``, one task per page whose data keeps the ``document`` name and the
+    ``page`` number. Everything is read and rendered before anything is written.
+
+    Raises:
+        FileImportError: Files refused (not an image or PDF, damaged, encrypted, too
+            big, too many pages); names each and the fix, stores nothing.
+        InvalidRequestError: No file.
+    """
+    project = authorize(store, principal, project_id, MANAGERS, "uploading images")
+    if not files:
+        raise InvalidRequestError("files", "upload at least one image or PDF")
+    schema = parse_labeling_config(project.label_config)
+    field_problem = _image_field_problem(schema)
+    if field_problem is not None:
+        raise FileImportError([field_problem])
+    field = image_field(schema)
+    problems: list[FileProblem] = []
+    pages = 0
+    with contextlib.ExitStack() as cleanup:
+        entries: list[tuple[UploadedFile, _Image | PdfFile]] = []
+        for upload in files:
+            try:
+                entry = _read_page_file(upload, limits, new_id)
+            except FileImportError as exc:
+                problems.extend(exc.problems)
+                continue
+            if isinstance(entry, PdfFile):
+                cleanup.enter_context(entry)
+                pages += entry.pages
+                if pages > pdf.max_pages:
+                    problems.append(
+                        FileProblem(
+                            upload.name,
+                            f"has {entry.pages} page(s), which brings this upload to {pages}, "
+                            f"more than the {pdf.max_pages} one upload may render "
+                            "(ANNOTRAIN_MAX_PDF_PAGES); split the PDF, or upload it in "
+                            "requests of its own",
+                        )
+                    )
+                    continue
+            entries.append((upload, entry))
+        if problems:
+            raise FileImportError(problems)
+        tasks: list[Task] = []
+        images: list[_Image] = []
+        for upload, entry in entries:
+            if isinstance(entry, _Image):
+                tasks.append(_image_task(project_id, schema, entry, upload.name))
+                images.append(entry)
+                continue
+            try:
+                for number, stream in entry.render(pdf):
+                    cleanup.callback(stream.close)
+                    image = _Image(new_id(), PNG, stream)
+                    data = {
+                        field: image_reference(project_id, image.image_id),
+                        "document": upload.name,
+                        "page": number,
+                    }
+                    tasks.append(Task(None, data, extra={"file_upload": upload.name}))
+                    images.append(image)
+            except FileImportError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise FileImportError(problems)
+        return _store_all(store, blobs, project_id, tasks, images)
+
+
+def _read_page_file(
+    upload: UploadedFile, limits: ImportLimits, new_id: Callable[[], str]
+) -> _Image | PdfFile:
+    """A checked image, or an opened PDF; else refused with what the file is."""
+    stream = upload.stream
+    head = _head(stream)
+    size = _size(stream)
+    kind = "a PDF" if head.startswith(PDF_MAGIC) else "an image"
+    if size > limits.max_image_bytes:
+        raise _refuse(
+            upload.name,
+            f"is {size} bytes, more than the {limits.max_image_bytes} {kind} may have "
+            "(ANNOTRAIN_MAX_IMAGE_BYTES); split or compress it",
+        )
+    if sniff_image(head) is not None:
+        return _Image(new_id(), _check_image(stream, upload.name, limits), stream)
+    if head.startswith(PDF_MAGIC):
+        return PdfFile(stream.read(), upload.name)
+    what = describe_content(head) or "of no format the upload takes"
+    raise _refuse(
+        upload.name,
+        f"is {what}; upload {ACCEPTED_IMAGES} images or PDF documents (recognised by "
+        "their content), one task per image or PDF page",
+    )
 
 
 def presign_image_upload(
@@ -368,11 +480,16 @@ def _read_file(
         if what is None and suffix in _IMAGE_SUFFIXES:
             what = "not an image by its content"
         shown = f"is {what}" if what else "is of no format the import takes"
+        pdf_hint = (
+            " (PDFs become a task per page through POST …/tasks/upload)"
+            if head.startswith(PDF_MAGIC)
+            else ""
+        )
         raise _refuse(
             name,
             f"{shown}; upload {ACCEPTED_IMAGES} images (recognised by their "
             "content), or CSV (.csv), TSV (.tsv), plain text (.txt) or Label Studio "
-            "JSON (.json)",
+            f"JSON (.json){pdf_hint}",
         )
     size = _size(stream)
     if size > limits.max_text_bytes:

@@ -9,8 +9,16 @@ from typing import Any, Protocol
 from annotrain.domain.errors import InvalidRequestError
 from annotrain.domain.labelstudio import parse_tasks
 from annotrain.domain.tasks import Role, Task
-from annotrain.ports import MAX_PAGE_SIZE, ProjectStore, TaskCounting, TaskQuery, TaskStore
+from annotrain.ports import (
+    MAX_PAGE_SIZE,
+    BlobStore,
+    ProjectStore,
+    TaskCounting,
+    TaskQuery,
+    TaskStore,
+)
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
+from annotrain.services.ocr import ocr_summary
 from annotrain.services.projects import parsed_config
 
 
@@ -93,6 +101,15 @@ def get_task(store: _Stores, principal: Principal, project_id: int, task_id: int
         if member is not None and member.role == Role.ANNOTATOR:
             task = only_completions_by(task, principal.name)
     return task
+
+
+def get_task_with_ocr(
+    store: _Stores, blobs: BlobStore, principal: Principal, project_id: int, task_id: int
+) -> tuple[Task, dict[str, Any] | None]:
+    """A task as :func:`get_task` gives it, and the summary of its image's OCR (or None)."""
+    task = get_task(store, principal, project_id, task_id)
+    schema = parsed_config(store.get_project(project_id).label_config)
+    return task, ocr_summary(blobs, schema, project_id, task)
 
 
 def delete_task(store: _Stores, principal: Principal, project_id: int, task_id: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ REVIEWERS = frozenset({"admin", "owner", "manager", "reviewer"})
 AUTHOR_OR_MANAGERS = MANAGERS | {"annotator"}
 COMPLETION = "/api/v1/projects/{pid}/tasks/{tid}/completions/{cid}"
 IMAGE_ID = "0123456789abcdef0123456789abcdef"
+SINCE = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 IMAGE_CONFIG = (
     '<View><Image name="image" value="$image"/>'
     '<RectangleLabels name="box" toName="image"><Label value="Drug"/></RectangleLabels></View>'
@@ -37,6 +39,24 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (4, 4)).save(out, format="PNG")
     return out.getvalue()
+
+
+OCR_RUN = "ocr-0123456789abcdef"
+
+
+def _ocr_project(lab: Lab) -> None:
+    """An image project with an uploaded image task, an OCR run and a job runner."""
+    from fake_runner import RecordingRunner
+
+    from annotrain.domain.records import JobKind, Run, RunStatus
+    from annotrain.domain.tasks import Task
+
+    _image_project_with(f"projects/{{pid}}/images/{IMAGE_ID}")(lab)
+    reference = f"/api/v1/projects/{lab.project_id}/images/{IMAGE_ID}"
+    lab.store.add_tasks(lab.project_id, [Task(None, {"image": reference})])
+    run = Run(OCR_RUN, lab.project_id, JobKind.OCR, RunStatus.QUEUED, "owner", SINCE)
+    lab.store.create_run(run)
+    lab.client.app.state.runner = RecordingRunner(lab.store)  # type: ignore[attr-defined]
 
 
 def _image_project_with(key: str) -> Callable[[Lab], None]:
@@ -129,6 +149,16 @@ ROUTES = {
         MEMBERS,
         prepare=_image_project_with(f"projects/{{pid}}/images/{IMAGE_ID}"),
     ),
+    "upload images and pdfs": Route(
+        "POST",
+        "/api/v1/projects/{pid}/tasks/upload",
+        MANAGERS,
+        201,
+        files=[("files", ("page.png", _png(), "image/png"))],
+        prepare=_ocr_project,
+    ),
+    "start ocr": Route("POST", "/api/v1/projects/{pid}/ocr", MANAGERS, 202, prepare=_ocr_project),
+    "read ocr": Route("GET", f"/api/v1/ocr/{OCR_RUN}", MEMBERS, prepare=_ocr_project),
     "list tasks": Route("GET", "/api/v1/projects/{pid}/tasks", MEMBERS),
     "read task": Route("GET", "/api/v1/projects/{pid}/tasks/{tid}", MEMBERS),
     "delete task": Route("DELETE", "/api/v1/projects/{pid}/tasks/{tid}", MANAGERS, 204),
@@ -213,6 +243,7 @@ def test_every_api_route_is_in_the_matrix(lab: Lab) -> None:
             .replace("{tid}", "{task_id}")
             .replace("{cid}", "{completion_id}")
             .replace(IMAGE_ID, "{image_id}")
+            .replace(OCR_RUN, "{ocr_id}")
             .partition("?")[0],
         )
         for r in ROUTES.values()

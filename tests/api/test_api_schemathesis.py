@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import schemathesis
 from conftest import Lab
+from fake_runner import RecordingRunner
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import CheckContext
@@ -95,7 +96,8 @@ CHECKS = [
 
 @pytest.fixture
 def fuzzed_lab(lab: Lab) -> Lab:
-    """The lab with the annotator's submitted completion (id 1) and draft (id 2)."""
+    """The lab with the annotator's submitted completion (id 1) and draft (id 2), and a
+    job runner that records what it is given (so the job routes reach their work)."""
     ids = [
         lab.store.add_completion(
             lab.project_id, lab.task_id, Completion(None, (), author="annotator", state=state)
@@ -104,6 +106,7 @@ def fuzzed_lab(lab: Lab) -> Lab:
     ]
     # The ids KNOWN_PATH_VALUES draws from.
     assert (lab.project_id, lab.task_id, ids) == (1, 1, [1, 2])
+    lab.client.app.state.runner = RecordingRunner(lab.store)  # type: ignore[attr-defined]
     return lab
 
 

@@ -1,7 +1,9 @@
 """``/api/v1/projects/{id}/tasks``: import Label Studio JSON, list by page, read, delete.
 
 Importing and deleting take Owner or Manager (or admin); reading any project
-role. Annotators see only their own completions.
+role. Annotators see only their own completions. A task read alone carries
+``ocr``: a summary of its image's OCR (``null`` before it is read); listings do
+not.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from annotrain.api.deps import CurrentUser, ProjectId, Store, TaskId
+from annotrain.api.deps import Blobs, CurrentUser, ProjectId, Store, TaskId
 from annotrain.api.errors import error_responses
 from annotrain.api.schemas import TaskImportOut, TaskPage, task_out
 from annotrain.ports import MAX_PAGE_SIZE, TaskQuery
@@ -58,10 +60,12 @@ def list_tasks(
 
 @router.get("/{task_id}")
 def read_task(
-    project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store
+    project_id: ProjectId, task_id: TaskId, user: CurrentUser, store: Store, blobs: Blobs
 ) -> dict[str, Any]:
-    """Read a task as Label Studio JSON; each completion carries the revision to change it at."""
-    return task_out(tasks.get_task(store, user, project_id, task_id))
+    """Read a task as Label Studio JSON: each completion carries the revision to change it
+    at, and the task a summary of its image's OCR."""
+    task, summary = tasks.get_task_with_ocr(store, blobs, user, project_id, task_id)
+    return {**task_out(task), "ocr": summary}
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Visual NER: OCR of page images, synthetic forms for tests and benchmarks."""
