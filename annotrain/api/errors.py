@@ -34,6 +34,8 @@ from annotrain.domain.errors import (
     StoreUnavailableError,
     TaskImportError,
 )
+from annotrain.domain.licenses import LicenseError, LicenseScopeError, ServerLimitError
+from annotrain.services.licenses import AmiModeError
 
 __all__ = [
     "NotAuthenticatedError",
@@ -211,6 +213,24 @@ async def _job_submit(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "job_submit_failed", str(exc), headers={"Retry-After": "30"})
 
 
+async def _invalid_license(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LicenseError)
+    return error_response(422, "invalid_license", str(exc), field=exc.field)
+
+
+async def _license_scope(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LicenseScopeError)
+    return error_response(403, "license_scope_missing", str(exc), field=exc.scope.value)
+
+
+async def _server_limit(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, "server_limit_reached", str(exc))
+
+
+async def _ami_mode(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, "ami_mode", str(exc))
+
+
 async def _runner_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "job_runner_unavailable", str(exc))
 
@@ -235,3 +255,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobRunnerUnavailableError, _runner_unavailable)
     app.add_exception_handler(JobSubmitError, _job_submit)
     app.add_exception_handler(RunStateError, _conflict)
+    app.add_exception_handler(LicenseError, _invalid_license)
+    app.add_exception_handler(LicenseScopeError, _license_scope)
+    app.add_exception_handler(ServerLimitError, _server_limit)
+    app.add_exception_handler(AmiModeError, _ami_mode)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from annotrain.api.deps import CurrentUser, Now, ProjectId, Runner, Store
+from annotrain.api.deps import CurrentUser, LicensingPolicy, Now, ProjectId, Runner, Store
 from annotrain.api.job_schemas import PreannotationCreate, PreannotationOut, preannotation_out
 from annotrain.services import preannotations
 
@@ -27,13 +27,15 @@ def start_preannotation(
     store: Store,
     runner: Runner,
     clock: Now,
+    licensing: LicensingPolicy,
     body: PreannotationCreate | None = None,
 ) -> PreannotationOut:
     """Pre-annotate tasks (default: every incomplete one) with the deployed models."""
     body = body or PreannotationCreate()
     run = preannotations.start_preannotation(
-        store, runner, user, clock, project_id, task_ids=body.task_ids, model_names=body.models
-    )
+        store, runner, user, clock, project_id, task_ids=body.task_ids, model_names=body.models,
+        licensing=licensing,
+    )  # fmt: skip
     return preannotation_out(run)
 
 
