@@ -1,7 +1,8 @@
 """The cost banner on every response while a PAYG license is in force.
 
 A pure ASGI middleware: it adds ``X-Annotrain-Cost-Banner`` to the start of every
-HTTP response (errors, 401s and ``/health`` included) from the cached grant
+HTTP response under ``/api/`` (errors and 401s included; ``/health`` and the docs
+too once the state is cached, since they must not open the store) from the cached grant
 (:class:`~annotrain.services.licenses.GrantCache`), reading the store only when
 the cache is stale, and then in a worker thread, off the event loop.
 """
@@ -40,6 +41,10 @@ class CostBannerHeader:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request; add the header to its response's start."""
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not str(scope.get("path", "")).startswith("/api/") and not self._grants.fresh():
+            # /health, /docs: the banner when it is known, but never a store opened for it.
             await self.app(scope, receive, send)
             return
         banner = (await self._grant()).cost_banner
