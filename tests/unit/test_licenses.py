@@ -177,8 +177,10 @@ def test_the_cost_banner_shows_exactly_while_payg_is_in_force() -> None:
 def test_limits_come_from_the_most_generous_license_granting_the_scope() -> None:
     small = vendor_license(VENDOR, license_id="a", kind=LicenseType.TRIAL, issued_at=NOW,
                            limits=ServerLimits(1, 1))  # fmt: skip
-    big = vendor_license(VENDOR, license_id="b", kind=LicenseType.TRIAL, issued_at=NOW,
-                         scopes=frozenset({Scope.TRAINING}), limits=ServerLimits(4, None))  # fmt: skip
+    big = vendor_license(
+        VENDOR, license_id="b", kind=LicenseType.TRIAL, issued_at=NOW,
+        scopes=frozenset({Scope.TRAINING}), limits=ServerLimits(4, None),
+    )  # fmt: skip
     grant = grant_from(judge([("a", small), ("b", big)], KEYS, ed25519_check, NOW),
                        default_allowed=True)  # fmt: skip
     assert grant.limit_for(Scope.TRAINING, ServerClass.TRAINING) == (4, None, "b")
