@@ -52,8 +52,8 @@ class Settings(BaseSettings):
         payg_validity_days: How long a generated PAYG license is valid.
         payg_renew_before_days: A new PAYG license is generated when the current one
             expires within this many days.
-        vendor_public_keys: More vendor keys to trust besides those in the code,
-            ``key_id=<base64 raw key>`` separated by commas.
+        vendor_public_keys: More vendor keys to trust besides those in the code, as
+            JSON: ``{"key_id": "<base64 of the raw 32-byte key>"}``.
         license_cache_seconds: How long the cost banner's license state is kept
             before the store is read again (a license change clears it at once).
     """
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     payg_preannotation_servers: int = Field(default=2, ge=1, le=64)
     payg_validity_days: int = Field(default=30, ge=2, le=366)
     payg_renew_before_days: int = Field(default=7, ge=1, le=365)
-    vendor_public_keys: str = ""
+    vendor_public_keys: dict[str, str] = Field(default_factory=dict)
     license_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     @property

@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -181,35 +182,31 @@ class Ed25519KeyFile:
         return self.load()
 
 
-def parse_public_keys(text: str) -> dict[str, bytes]:
-    """``key_id=<base64 raw key>,…`` (``ANNOTRAIN_VENDOR_PUBLIC_KEYS``) as a mapping.
+def parse_public_keys(keys: Mapping[str, str]) -> dict[str, bytes]:
+    """Vendor keys as ``ANNOTRAIN_VENDOR_PUBLIC_KEYS`` gives them (key id → base64 raw key).
 
     Raises:
-        LicenseError: An entry that is not ``id=key``, or a key that is not 32 bytes.
+        LicenseError: A key that is not 32 bytes of base64, or an id that is empty or
+            looks like an instance key's.
     """
-    keys: dict[str, bytes] = {}
-    for entry in (e.strip() for e in text.split(",")):
-        if not entry:
-            continue
-        key_id, sep, encoded = entry.partition("=")
+    parsed: dict[str, bytes] = {}
+    for key_id, encoded in keys.items():
         try:
-            raw = base64.b64decode(
-                encoded.strip() + "=" * (-len(encoded.strip()) % 4), validate=True
-            )
+            raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raw = b""
-        if not sep or not key_id.strip() or len(raw) != 32:
+        if len(raw) != 32 or not key_id.strip():
             raise LicenseError(
-                f"{entry[:40]!r}: write each vendor key as key_id=<base64 of the 32-byte key>",
+                f"{key_id!r}: give each vendor key as base64 of its 32 raw bytes under its id",
                 field="vendor_public_keys",
             )
-        if key_id.strip().startswith(INSTANCE_KEY_PREFIX):
+        if key_id.startswith(INSTANCE_KEY_PREFIX):
             raise LicenseError(
                 f"{key_id!r}: vendor key ids must not start with {INSTANCE_KEY_PREFIX!r}",
                 field="vendor_public_keys",
             )
-        keys[key_id.strip()] = raw
-    return keys
+        parsed[key_id] = raw
+    return parsed
 
 
 def licensing_from_settings(settings: Settings) -> Licensing:

@@ -198,8 +198,8 @@ def test_vendor_keys_from_the_settings_must_be_32_bytes_under_an_id() -> None:
     import base64
 
     raw = base64.b64encode(VENDOR.public_key).decode()
-    assert parse_public_keys(f" v1={raw} ,") == {"v1": VENDOR.public_key}
-    with pytest.raises(LicenseError, match="key_id=<base64"):
-        parse_public_keys("v1=AAAA")
+    assert parse_public_keys({"v1": raw}) == {"v1": VENDOR.public_key}
+    with pytest.raises(LicenseError, match="32 raw bytes"):
+        parse_public_keys({"v1": "AAAA"})
     with pytest.raises(LicenseError, match="must not start with"):
-        parse_public_keys(f"instance-x={raw}")
+        parse_public_keys({"instance-x": raw})
