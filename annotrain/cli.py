@@ -21,6 +21,7 @@ from annotrain.domain.config import MAX_CONFIG_BYTES, ProjectSchema, parse_label
 from annotrain.domain.conll import ConllExportReport, write_conll
 from annotrain.domain.errors import (
     AlreadyExistsError,
+    AnnotrainError,
     InvalidRequestError,
     LabelingConfigError,
     TaskImportError,
@@ -61,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_errors(f"{args.input}: the tasks were not imported", exc.problems)
         return EXIT_REFUSED
     except (InvalidRequestError, AlreadyExistsError) as exc:
+        print(f"annotrain: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except AnnotrainError as exc:
+        # Licenses refused, scopes missing, server limits: the message says what to do.
         print(f"annotrain: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     return code
@@ -147,7 +152,53 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_data_dir(serve)
     serve.set_defaults(handler=_serve)
     _add_job_commands(commands)
+    _add_license_commands(commands)
     return parser
+
+
+def _add_license_commands(commands: Any) -> None:
+    lic = commands.add_parser("licenses", help="the lab's licenses (single node)")
+    lic_commands = lic.add_subparsers(dest="licenses_command", required=True, metavar="ACTION")
+    listing = lic_commands.add_parser(
+        "list", help="print the stored licenses and whether each is in force (JSON)"
+    )
+    _add_data_dir(listing)
+    listing.set_defaults(handler=_licenses_list)
+    generate = lic_commands.add_parser(
+        "generate-payg",
+        help="generate and store this Marketplace instance's PAYG license (first boot)",
+        description="Make the instance key (DATA_DIR/license-signing-key, mode 0600) if "
+        "there is none, then generate, sign and store the PAYG license bound to the "
+        "instance. Refused (exit 2) without a product code: not a Marketplace launch.",
+    )
+    generate.add_argument("--instance-id", required=True, help="i-… (instance identity document)")
+    generate.add_argument("--product-code", required=True, help="the Marketplace product code")
+    _add_data_dir(generate)
+    generate.set_defaults(handler=_licenses_generate_payg)
+    renew = lic_commands.add_parser(
+        "renew",
+        help="generate the next PAYG license if the current one expires soon (timer)",
+        description="Idempotent: does nothing (exit 0) while the current PAYG license is "
+        "valid for longer than ANNOTRAIN_PAYG_RENEW_BEFORE_DAYS and its limits match the "
+        "settings; otherwise makes the next one, valid from now (no gap).",
+    )
+    _add_data_dir(renew)
+    renew.set_defaults(handler=_licenses_renew)
+
+    metering = commands.add_parser("metering", help="AWS Marketplace metering (the AMI)")
+    metering_commands = metering.add_subparsers(
+        dest="metering_command", required=True, metavar="ACTION"
+    )
+    send = metering_commands.add_parser(
+        "send",
+        help="count the last complete hours and send them with MeterUsage (hourly timer)",
+        description="Counts server hours per dimension into the local ledger and sends "
+        "what AWS has not taken yet; a crash or retry never bills an hour twice. Exit 1 "
+        "when a send failed (it is retried next time).",
+    )
+    send.add_argument("--region", help="the instance's AWS region (default: boto3's)")
+    _add_data_dir(send)
+    send.set_defaults(handler=_metering_send)
 
 
 def _add_job_commands(commands: Any) -> None:
@@ -368,14 +419,26 @@ ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from annotrain.adapters.ed25519 import licensing_from_settings
     from annotrain.adapters.local_runner import LocalJobRunner
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.services.licenses import GrantCache, runner_limits
 
     settings = _settings(args.data_dir)
     store = _open_store(settings)
     try:
+        licensing = licensing_from_settings(settings)
+        clock = SystemClock()
+        grants = GrantCache(
+            lambda: licensing.grant(store, clock.now()), settings.license_cache_seconds, clock
+        )
         # Jobs open the same SQLite file; the runner recovers what a previous server
         # left running before it takes new jobs, and stops its jobs when uvicorn returns.
-        runner = LocalJobRunner(store, log_dir=settings.data_dir / "logs", env=_job_env(settings))
+        # It runs as many jobs of a kind at once as the license allows servers.
+        runner = LocalJobRunner(
+            store, log_dir=settings.data_dir / "logs", env=_job_env(settings),
+            limits=lambda: runner_limits(grants.get()),
+        )  # fmt: skip
         app = _serving_app(settings, store, args.demo, runner=runner)
         runner.start()
         try:
@@ -408,11 +471,12 @@ def _train(args: argparse.Namespace) -> int:
     )
 
     def start(lab: _LocalLab) -> str:
-        from annotrain.services.system import gpu_available
+        from annotrain.services.system import NvidiaGpuProbe, gpu_usable
 
         run = trainings.start_training(
             lab.store, lab.blobs, lab.runner, lab.principal, lab.clock, args.project, request,
-            gpu_available=gpu_available(),
+            gpu_available=gpu_usable(NvidiaGpuProbe(), lab.settings.use_gpu),
+            licensing=lab.licensing,
         )  # fmt: skip
         return run.id
 
@@ -432,10 +496,98 @@ def _preannotate(args: argparse.Namespace) -> int:
         run = start_preannotation(
             lab.store, lab.runner, lab.principal, lab.clock, args.project,
             task_ids=task_ids, model_names=None if args.models is None else _names(args.models),
+            licensing=lab.licensing,
         )  # fmt: skip
         return run.id
 
     return _run_and_wait(args, start)
+
+
+def _licenses_list(args: argparse.Namespace) -> int:
+    from annotrain.adapters.ed25519 import licensing_from_settings
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.services.access import Principal
+    from annotrain.services.licenses import list_licenses
+
+    settings = _settings(args.data_dir)
+    with _open_store(settings) as store:
+        listing = list_licenses(
+            store, licensing_from_settings(settings), Principal("cli", is_admin=True),
+            SystemClock(),
+        )  # fmt: skip
+    out = {
+        "default": listing.grant.default,
+        "scopes": sorted(s.value for s in listing.grant.scopes),
+        "cost_banner": listing.grant.cost_banner,
+        "items": [
+            {
+                "id": e.id,
+                "type": None if e.license is None else e.license.type.value,
+                "expires_at": None if e.license is None else e.license.expires_at.isoformat(),
+                "in_force": e.in_force,
+                "problem": e.problem,
+            }
+            for e in listing.items
+        ],
+    }
+    json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _licenses_generate_payg(args: argparse.Namespace) -> int:
+    from annotrain.adapters.ed25519 import provision_payg_license
+
+    settings = _settings(args.data_dir)
+    lic = provision_payg_license(
+        settings, instance_id=args.instance_id, product_code=args.product_code
+    )
+    print(f"annotrain: generated PAYG license {lic.id}, valid until "
+          f"{lic.expires_at.isoformat()}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _licenses_renew(args: argparse.Namespace) -> int:
+    from annotrain.adapters.ed25519 import renew_payg_license_of
+
+    lic = renew_payg_license_of(_settings(args.data_dir))
+    if lic is None:
+        print("annotrain: the current PAYG license is good for longer; nothing to do",
+              file=sys.stderr)  # fmt: skip
+    else:
+        print(f"annotrain: renewed: PAYG license {lic.id}, valid until "
+              f"{lic.expires_at.isoformat()}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _metering_send(args: argparse.Namespace) -> int:
+    import boto3  # type: ignore[import-untyped]
+
+    from annotrain.adapters.ed25519 import licensing_from_settings
+    from annotrain.adapters.marketplace_meter import MarketplaceUsageReporter
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.services.metering import send_metering
+
+    settings = _settings(args.data_dir)
+    clock = SystemClock()
+    with _open_store(settings) as store:
+        payg = licensing_from_settings(settings).grant(store, clock.now()).payg
+        if payg is None or payg.instance is None:
+            raise _RefusedInputError(
+                "no PAYG license is in force, so there is no Marketplace product code to "
+                "meter under: this is not a Marketplace instance, or its license lapsed "
+                "(annotrain licenses renew)"
+            )
+        client = boto3.client("meteringmarketplace", region_name=args.region)
+        report = send_metering(
+            store, MarketplaceUsageReporter(client), clock,
+            product_code=payg.instance.product_code,
+        )  # fmt: skip
+    for name in ("sent", "retry_later", "rejected"):
+        for entry in getattr(report, name):
+            line = f"{name}: {entry.dimension} {entry.hour:%Y-%m-%dT%H:00Z} x{entry.quantity}"
+            print(f"annotrain: {line} {entry.last_error or ''}".rstrip(), file=sys.stderr)
+    return 1 if report.retry_later else 0
 
 
 def _names(value: str | None) -> tuple[str, ...]:
@@ -447,11 +599,14 @@ class _LocalLab:
     ``preannotate`` run a job with."""
 
     def __init__(self, settings: Settings, user: str) -> None:
+        from annotrain.adapters.ed25519 import licensing_from_settings
         from annotrain.adapters.filesystem import FilesystemBlobStore
         from annotrain.adapters.local_runner import LocalJobRunner
         from annotrain.adapters.system_clock import SystemClock
         from annotrain.services.access import Principal
 
+        self.settings = settings
+        self.licensing = licensing_from_settings(settings)
         self.store = _open_store(settings)
         self.blobs = FilesystemBlobStore(settings.blob_dir)
         self.clock = SystemClock()

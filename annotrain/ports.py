@@ -37,6 +37,8 @@ from annotrain.domain.records import (
     ApiToken,
     JobKind,
     LicenseRecord,
+    MeteringEntry,
+    MeteringState,
     ModelEntry,
     Project,
     Run,
@@ -350,6 +352,40 @@ class UsageMeter(Protocol):
         ...
 
 
+@runtime_checkable
+class MeteringLedger(Protocol):
+    """The local ledger of what was sent to AWS Marketplace Metering, per hour and dimension.
+
+    Marketplace metering happens on a Marketplace instance, which keeps its lab in
+    SQLite: the SQLite store implements this; a serverless deployment is billed by
+    AWS for its own resources and has no ledger. ``(hour, dimension)`` is the key:
+    an entry is written once and only its state changes afterwards.
+    """
+
+    def add_metering(self, entry: MeteringEntry) -> MeteringEntry:
+        """Store a new entry at revision 1, or return the one stored under its key unchanged."""
+        ...
+
+    def update_metering(self, entry: MeteringEntry) -> MeteringEntry:
+        """Store a changed state, attempts, record id or error (revision-checked).
+
+        The quantity never changes: a different one raises InvalidRequestError.
+        """
+        ...
+
+    def list_metering(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        states: frozenset[MeteringState] | None = None,
+        limit: int = 100,
+        token: str | None = None,
+    ) -> Page[MeteringEntry]:
+        """Entries whose hour is in [since, until), in the given states, by hour then dimension."""
+        ...
+
+
 class Store(
     ProjectStore, TaskStore, RunStore, ModelStore, ServerStore, UserStore, LicenseStore,
     UsageMeter, Protocol,
@@ -463,6 +499,41 @@ class JobRunner(Protocol):
 
     def status(self, run_id: str) -> JobStatus:
         """Where a submitted job stands (NotFoundError for one never submitted)."""
+        ...
+
+
+class LicenseSigner(Protocol):
+    """The key that signs this instance's PAYG licenses (kept where only the lab reads it)."""
+
+    @property
+    def key_id(self) -> str:
+        """The key's id, as signatures name it (``instance-<fingerprint>``)."""
+        ...
+
+    @property
+    def public_key(self) -> bytes:
+        """The raw 32-byte Ed25519 public key."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message``."""
+        ...
+
+
+class UsageReporter(Protocol):
+    """Where metered usage goes: AWS Marketplace Metering's MeterUsage."""
+
+    def meter_usage(
+        self, *, product_code: str, hour: datetime, dimension: str, quantity: int
+    ) -> str:
+        """Report one hour's quantity of one dimension; returns the metering record id.
+
+        Sending the identical request again is answered with the same record id.
+
+        Raises:
+            MeteringRefusedError: AWS did not take it; ``retry`` says whether a later
+                identical send may succeed.
+        """
         ...
 
 

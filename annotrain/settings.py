@@ -42,6 +42,22 @@ class Settings(BaseSettings):
             function reads it).
         overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
         data_bucket: The S3 bucket for task files, datasets and models (serverless).
+        ami: Whether this lab is a Marketplace AMI instance (``ANNOTRAIN_AMI``, written
+            by the installer): only its PAYG license exists; importing or deleting
+            licenses is refused, and there is no default license.
+        instance_id: The EC2 instance this lab runs on (``ANNOTRAIN_INSTANCE_ID``,
+            written at first boot); a PAYG license must be bound to it.
+        use_gpu: Whether jobs may use the GPU (``ANNOTRAIN_USE_GPU``, written by the
+            installer; false stops GPU use without removing drivers).
+        payg_training_servers: Training servers a PAYG license allows at once.
+        payg_preannotation_servers: Pre-annotation servers a PAYG license allows at once.
+        payg_validity_days: How long a generated PAYG license is valid.
+        payg_renew_before_days: A new PAYG license is generated when the current one
+            expires within this many days.
+        vendor_public_keys: More vendor keys to trust besides those in the code, as
+            JSON: ``{"key_id": "<base64 of the raw 32-byte key>"}``.
+        license_cache_seconds: How long the cost banner's license state is kept
+            before the store is read again (a license change clears it at once).
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -56,11 +72,25 @@ class Settings(BaseSettings):
     table: str = ""
     overflow_bucket: str = ""
     data_bucket: str = ""
+    ami: bool = False
+    instance_id: str = ""
+    use_gpu: bool = True
+    payg_training_servers: int = Field(default=2, ge=1, le=64)
+    payg_preannotation_servers: int = Field(default=2, ge=1, le=64)
+    payg_validity_days: int = Field(default=30, ge=2, le=366)
+    payg_renew_before_days: int = Field(default=7, ge=1, le=365)
+    vendor_public_keys: dict[str, str] = Field(default_factory=dict)
+    license_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     @property
     def blob_dir(self) -> Path:
         """The single-node blob store's folder: task images, snapshots, logs, models."""
         return self.data_dir / "blobs"
+
+    @property
+    def license_key_path(self) -> Path:
+        """The instance key that signs this instance's PAYG licenses (mode 0600)."""
+        return self.data_dir / "license-signing-key"
 
     @property
     def database_path(self) -> Path:

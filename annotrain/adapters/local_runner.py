@@ -114,7 +114,11 @@ class LocalJobRunner:
         store: Where runs, server records and usage are kept.
         log_dir: Where each job's output goes (``<run_id>.log``).
         limits: How many jobs of each kind run at once (1 each by default; a kind
-            left out gets 1). The rest wait, first in first out.
+            left out gets 1). The rest wait, first in first out. A callable is asked
+            at every dispatch round: ``annotrain serve`` passes the license's server
+            limits (:func:`annotrain.services.licenses.runner_limits`), so a PAYG
+            license's N parallel servers run N at once and a license change applies
+            without a restart.
         command: The command line of a job; by default
             ``[sys.executable, "-m", "batch_jobs.<kind>", "--run-id", <run_id>]``.
         env: Variables added to the jobs' environment (``ANNOTRAIN_DB``…);
@@ -135,7 +139,7 @@ class LocalJobRunner:
         store: RunRecords,
         *,
         log_dir: Path,
-        limits: Mapping[JobKind, int] | None = None,
+        limits: Mapping[JobKind, int] | Callable[[], Mapping[JobKind, int]] | None = None,
         command: CommandFactory | None = None,
         env: Mapping[str, str] | None = None,
         heartbeat_timeout: float | None = None,
@@ -145,15 +149,16 @@ class LocalJobRunner:
         clock: Clock | None = None,
         host: str | None = None,
     ) -> None:
-        limits = dict(limits or DEFAULT_LIMITS)
-        for kind, limit in limits.items():
+        self._limits_source = limits if callable(limits) else None
+        fixed = dict(DEFAULT_LIMITS if limits is None or callable(limits) else limits)
+        for kind, limit in fixed.items():
             if limit < 1:
                 raise InvalidRequestError("limits", f"{kind}: at least 1 job must be able to run")
         if heartbeat_timeout is not None and heartbeat_timeout <= 0:
             raise InvalidRequestError("heartbeat_timeout", "must be positive or None")
         self._store = store
         self._log_dir = Path(log_dir)
-        self._limits = {kind: limits.get(kind, 1) for kind in JobKind}
+        self._limits = {kind: fixed.get(kind, 1) for kind in JobKind}
         self._command = command or job_module_command
         self._env = dict(env or {})
         self._heartbeat_timeout = heartbeat_timeout
@@ -439,12 +444,19 @@ class LocalJobRunner:
                         job.stop = (RunStatus.FAILED, reason)
                         _signal_group(job.pid, signal.SIGKILL)
 
+    def _current_limits(self) -> dict[JobKind, int]:
+        if self._limits_source is None:
+            return self._limits
+        asked = self._limits_source()
+        return {kind: max(1, asked.get(kind, 1)) for kind in JobKind}
+
     def _dispatch(self) -> None:
         started: list[_Job] = []
         refused: list[tuple[str, str]] = []
+        limits = self._current_limits()  # may read the store: not under the lock
         with self._lock:
             for kind, queue in self._queues.items():
-                while queue and self._running(kind) < self._limits[kind]:
+                while queue and self._running(kind) < limits[kind]:
                     spec = queue[0]
                     try:
                         run = self._store.get_run(spec.run_id)

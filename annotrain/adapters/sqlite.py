@@ -43,6 +43,8 @@ from annotrain.domain.records import (
     ApiToken,
     JobKind,
     LicenseRecord,
+    MeteringEntry,
+    MeteringState,
     ModelEntry,
     Project,
     Run,
@@ -574,6 +576,32 @@ def _usage_from_row(row: Row) -> UsageRecord:
     # (id, run_id, dimension, start_time, end_time, quantity): the id only breaks ties
     # between uses that started at the same time, for pagination.
     return UsageRecord(row[2], row[5], _utc_datetime(row[3]), _utc_datetime(row[4]), row[1])
+
+
+_INSERT_METERING = (
+    "INSERT INTO metering (hour, dimension, quantity, state, attempts, record_id, last_error, "
+    "updated_at, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
+    "ON CONFLICT (hour, dimension) DO NOTHING"
+)
+_SELECT_METERING = (
+    "SELECT hour, dimension, quantity, state, attempts, record_id, last_error, updated_at, "
+    "revision FROM metering"
+)
+_GET_METERING = _SELECT_METERING + " WHERE hour = ? AND dimension = ?"
+_LIST_METERING = (
+    "SELECT hour, dimension, quantity, state, attempts, record_id, last_error, updated_at, "
+    "revision FROM metering WHERE hour >= ? AND hour < ? "
+    "AND state IN (SELECT value FROM json_each(?)) AND (hour, dimension) > (?, ?) "
+    "ORDER BY hour, dimension LIMIT ?"
+)
+
+
+def _metering_from_row(row: Row) -> MeteringEntry:
+    return MeteringEntry(
+        hour=_utc_datetime(row[0]), dimension=row[1], quantity=row[2],
+        state=MeteringState(row[3]), attempts=row[4], record_id=row[5], last_error=row[6],
+        updated_at=_utc_datetime(row[7]), revision=row[8],
+    )  # fmt: skip
 
 
 def _is_duplicate(exc: sqlite3.IntegrityError) -> bool:
@@ -1801,3 +1829,76 @@ class SqliteStore:
             .fetchall()
         )
         return _page(listing, rows, limit, _usage_from_row, lambda row: (row[3], row[0]))
+
+    # --- metering ledger ------------------------------------------------------------
+
+    def add_metering(self, entry: MeteringEntry) -> MeteringEntry:
+        """Store a new (hour, dimension) entry, or return the stored one unchanged."""
+        if entry.quantity < 0:
+            raise InvalidRequestError("quantity", "must not be negative")
+        hour = _utc_text(entry.hour, "hour")
+        with self._writing() as db:
+            db.execute(
+                _INSERT_METERING,
+                (hour, entry.dimension, entry.quantity, MeteringState(entry.state).value,
+                 entry.attempts, entry.record_id, entry.last_error,
+                 _utc_text(entry.updated_at, "updated_at")),
+            )  # fmt: skip
+            return self._read_metering(db, hour, entry.dimension)
+
+    def update_metering(self, entry: MeteringEntry) -> MeteringEntry:
+        """Store a changed state, attempts, record id or error (revision-checked)."""
+        hour = _utc_text(entry.hour, "hour")
+        with self._writing() as db:
+            stored = self._read_metering(db, hour, entry.dimension)
+            if stored.revision != entry.revision:
+                raise ConflictError(
+                    "metering entry", (hour, entry.dimension), entry.revision, stored.revision
+                )
+            if stored.quantity != entry.quantity:
+                raise InvalidRequestError(
+                    "quantity", "a metering entry's quantity is fixed once it is written"
+                )
+            db.execute(
+                "UPDATE metering SET state = ?, attempts = ?, record_id = ?, last_error = ?, "
+                "updated_at = ?, revision = revision + 1 WHERE hour = ? AND dimension = ?",
+                (MeteringState(entry.state).value, entry.attempts, entry.record_id,
+                 entry.last_error, _utc_text(entry.updated_at, "updated_at"), hour,
+                 entry.dimension),
+            )  # fmt: skip
+            return self._read_metering(db, hour, entry.dimension)
+
+    def list_metering(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        states: frozenset[MeteringState] | None = None,
+        limit: int = 100,
+        token: str | None = None,
+    ) -> Page[MeteringEntry]:
+        """Entries whose hour is in [since, until), in the given states, by hour then dimension."""
+        limit = _page_size(limit)
+        low, high = _utc_text(since, "since"), _utc_text(until, "until")
+        wanted = sorted(MeteringState(s).value for s in (states or MeteringState))
+        listing = f"metering:{low}:{high}:{','.join(wanted)}"
+        after = _decode_token(listing, token, 2)
+        rows = (
+            self._connection()
+            .execute(
+                _LIST_METERING,
+                (low, high, _to_json(wanted), *(after or ("", "")), limit + 1),
+            )
+            .fetchall()
+        )
+        return _page(listing, rows, limit, _metering_from_row, lambda row: (row[0], row[1]))
+
+    @staticmethod
+    def _read_metering(db: sqlite3.Connection, hour: str, dimension: str) -> MeteringEntry:
+        row = db.execute(
+            _GET_METERING,
+            (hour, dimension),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("metering entry", (hour, dimension))
+        return _metering_from_row(row)

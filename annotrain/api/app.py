@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from annotrain import __version__
+from annotrain.api.cost_banner import CostBannerHeader
 from annotrain.api.deps import BlobSource, StoreSource
 from annotrain.api.errors import document_error_shape, install_error_handlers
 from annotrain.api.limits import BodySizeLimit
 from annotrain.ports import BlobStore, Clock, JobRunner, Store
 from annotrain.services.events import CompletionSubmitted, EventPublisher, InProcessEvents
+from annotrain.services.licenses import GrantCache, Licensing
+from annotrain.services.system import GpuProbe, NvidiaGpuProbe
 from annotrain.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -57,6 +60,8 @@ def create_app(
     runner: JobRunner | None = None,
     blobs: BlobStore | None = None,
     events: EventPublisher | None = None,
+    licensing: Licensing | None = None,
+    gpu_probe: GpuProbe | None = None,
 ) -> FastAPI:
     """Build the HTTP API.
 
@@ -73,9 +78,14 @@ def create_app(
             settings on first use: ``DATA_DIR/blobs``, or the data bucket).
         events: Where submitted completions are published (default: in process, to
             the active-learning trigger over this app's store, blobs and runner).
+        licensing: Which license signers are trusted, the instance, AMI mode
+            (default: from the settings: the vendor keys, ``DATA_DIR``'s instance key).
+        gpu_probe: Says whether the machine has a GPU (default: the NVIDIA driver's
+            list or ``nvidia-smi -L``, asked once).
 
     Returns:
-        The app, with ``GET /health`` (no authentication) besides the routers.
+        The app, with ``GET /health`` (no authentication) besides the routers. Every
+        response carries ``X-Annotrain-Cost-Banner`` while a PAYG license is in force.
     """
     if settings is None:
         settings = get_settings()
@@ -92,6 +102,19 @@ def create_app(
     app.state.blob_source = BlobSource(settings, blobs)
     app.state.clock = clock
     app.state.runner = runner
+    if licensing is None:
+        from annotrain.adapters.ed25519 import licensing_from_settings
+
+        licensing = licensing_from_settings(settings)
+    app.state.licensing = licensing
+    app.state.gpu_probe = gpu_probe if gpu_probe is not None else NvidiaGpuProbe()
+    store_source: StoreSource = app.state.store_source
+    the_licensing, the_clock = licensing, clock
+    app.state.grants = GrantCache(
+        lambda: the_licensing.grant(store_source.get(), the_clock.now()),
+        settings.license_cache_seconds,
+        clock,
+    )
     app.state.events = events if events is not None else _in_process_events(app, settings)
     the_settings = settings
 
@@ -106,6 +129,8 @@ def create_app(
         max_json_bytes=settings.max_json_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
+    # Added last, so it is the outermost: even a 413 from the size limit carries it.
+    app.add_middleware(CostBannerHeader, grants=app.state.grants)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, str]:
@@ -140,7 +165,8 @@ def _in_process_events(app: FastAPI, settings: Settings) -> InProcessEvents:
             app.state.blob_source.get(),
             app.state.runner,
             app.state.clock,
-            gpu_available=lambda: lab_has_gpu(settings),
+            gpu_available=lambda: lab_has_gpu(settings, app.state.gpu_probe),
+            licensing=app.state.licensing,
         )(event)
 
     events.subscribe(trigger)

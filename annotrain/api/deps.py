@@ -19,6 +19,8 @@ from annotrain.ports import BlobStore, Clock, JobRunner
 from annotrain.ports import Store as StorePort
 from annotrain.services.access import Principal
 from annotrain.services.events import EventPublisher
+from annotrain.services.licenses import GrantCache, Licensing
+from annotrain.services.system import GpuProbe
 from annotrain.settings import Mode, Settings, get_settings
 
 __all__ = [
@@ -28,6 +30,9 @@ __all__ = [
     "CompletionId",
     "CurrentUser",
     "Events",
+    "GpuCheck",
+    "Grants",
+    "LicensingPolicy",
     "Now",
     "ProjectId",
     "Runner",
@@ -138,7 +143,28 @@ async def get_runner(request: Request) -> JobRunner | None:
     return runner
 
 
+def get_licensing(request: Request) -> Licensing:
+    """How the app judges licenses."""
+    licensing: Licensing = request.app.state.licensing
+    return licensing
+
+
+def get_grants(request: Request) -> GrantCache:
+    """The cached grant behind the cost banner; license changes invalidate it."""
+    grants: GrantCache = request.app.state.grants
+    return grants
+
+
+def get_gpu_probe(request: Request) -> GpuProbe:
+    """Says whether the machine has a GPU."""
+    probe: GpuProbe = request.app.state.gpu_probe
+    return probe
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
+LicensingPolicy = Annotated[Licensing, Depends(get_licensing)]
+Grants = Annotated[GrantCache, Depends(get_grants)]
+GpuCheck = Annotated[GpuProbe, Depends(get_gpu_probe)]
 Store = Annotated[StorePort, Depends(get_store)]
 Blobs = Annotated[BlobStore, Depends(get_blobs)]
 Now = Annotated[Clock, Depends(get_clock)]

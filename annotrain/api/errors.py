@@ -35,6 +35,8 @@ from annotrain.domain.errors import (
     StoreUnavailableError,
     TaskImportError,
 )
+from annotrain.domain.licenses import LicenseError, LicenseScopeError, ServerLimitError
+from annotrain.services.licenses import AmiModeError
 
 __all__ = [
     "ErrorOut",
@@ -83,10 +85,12 @@ class ErrorOut(BaseModel):
 #: What each error status means, as the OpenAPI document says it.
 _ERROR_DESCRIPTIONS = {
     401: "not_authenticated: no identity, or one that is not valid",
-    403: "forbidden: your role does not allow this",
+    403: "forbidden: your role does not allow this; license_scope_missing: no license "
+    "in force grants the scope this needs",
     404: "not_found: no such resource, or a project you are not a member of",
     409: "conflict: it changed since you read it (read it again, retry); "
-    "already_exists: the name is taken",
+    "already_exists: the name is taken; server_limit_reached: the license's parallel "
+    "servers are busy; ami_mode: licenses are managed by the Marketplace instance",
     413: "payload_too_large: the body is over the limit",
     422: "validation_error: the request does not fit the schema (details per field); "
     "invalid_request, invalid_labeling_config, invalid_tasks: values the lab refuses",
@@ -285,6 +289,24 @@ async def _job_submit(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "job_submit_failed", str(exc), headers={"Retry-After": "30"})
 
 
+async def _invalid_license(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LicenseError)
+    return error_response(422, "invalid_license", str(exc), field=exc.field)
+
+
+async def _license_scope(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LicenseScopeError)
+    return error_response(403, "license_scope_missing", str(exc), field=exc.scope.value)
+
+
+async def _server_limit(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, "server_limit_reached", str(exc))
+
+
+async def _ami_mode(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, "ami_mode", str(exc))
+
+
 async def _runner_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "job_runner_unavailable", str(exc))
 
@@ -309,3 +331,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobRunnerUnavailableError, _runner_unavailable)
     app.add_exception_handler(JobSubmitError, _job_submit)
     app.add_exception_handler(RunStateError, _conflict)
+    app.add_exception_handler(LicenseError, _invalid_license)
+    app.add_exception_handler(LicenseScopeError, _license_scope)
+    app.add_exception_handler(ServerLimitError, _server_limit)
+    app.add_exception_handler(AmiModeError, _ami_mode)

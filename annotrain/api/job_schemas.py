@@ -27,10 +27,22 @@ class ServerOut(BaseModel):
     host: str = Field(description="host and process id, or the AWS Batch job id")
 
 
+class CapacityOut(BaseModel):
+    """Who holds the servers the license allows, for one class of server."""
+
+    server_class: Literal["training", "preannotation"]
+    limit: int | None = Field(description="servers of this class at once; null: no limit")
+    total_limit: int | None = Field(description="servers of every class together")
+    license_id: str = Field(description='where the limits come from ("default": no license)')
+    in_use: int = Field(description="runs queued or running in this class")
+    held_by: list[str] = Field(description="the ids of those runs you may see")
+
+
 class ServerList(BaseModel):
-    """The running jobs you may see, oldest first."""
+    """The running jobs you may see, oldest first, and the license's server capacity."""
 
     items: list[ServerOut]
+    capacity: list[CapacityOut] = Field(default_factory=list)
 
 
 class ServerStopOut(BaseModel):

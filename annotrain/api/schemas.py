@@ -127,9 +127,16 @@ class SystemOut(BaseModel):
     version: str
     mode: str
     gpu_available: bool
-    gpu: str = Field(description='"GPU Resource Available" or "no GPU"')
-    license: str
-    cost_banner: str | None
+    gpu: str = Field(
+        description='"GPU Resource Available" when a GPU is usable and useGPU is on, else "no GPU"'
+    )
+    use_gpu: bool = Field(description="the useGPU setting (ANNOTRAIN_USE_GPU)")
+    license: str = Field(description="the licenses in force, in one line")
+    license_scopes: list[str] = Field(description="what the licenses in force allow")
+    cost_banner: str | None = Field(
+        description="while a PAYG license is in force: the cost reminder (also in the "
+        "X-Annotrain-Cost-Banner header of every response)"
+    )
 
 
 class CompletionCreate(RequestBody):

@@ -231,3 +231,16 @@ class RunStateError(AnnotrainError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id!r} is {status} already: {action} is not possible")
+
+
+class MeteringRefusedError(AnnotrainError):
+    """AWS Marketplace Metering did not take a usage record.
+
+    Attributes:
+        retry: True when the same request may succeed later (throttled, AWS or the
+            network failing); False when it never will (too old, not entitled…).
+    """
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        self.retry = retry
+        super().__init__(message)

@@ -243,3 +243,46 @@ class UsageRecord:
     start: datetime
     end: datetime
     run_id: str
+
+
+class MeteringState(StrEnum):
+    """Where one hour's metering record stands with AWS Marketplace.
+
+    ``pending``: counted, not sent yet (or a send failed and will be retried);
+    ``sending``: a send began (after a crash, the identical request is sent again,
+    which MeterUsage answers idempotently); ``sent``: AWS took it; ``rejected``: AWS
+    refused it for good (too old, a quantity it holds differently…), never resent.
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringEntry:
+    """One (hour, dimension) in the local metering ledger.
+
+    Attributes:
+        hour: The start of the UTC hour metered (the MeterUsage timestamp).
+        dimension: The Marketplace usage dimension (``training_gpu_hours``…).
+        quantity: Whole server-hours, fixed when the entry is first written: a
+            resend after a crash sends the very same request.
+        state: Where it stands.
+        attempts: Sends tried.
+        record_id: AWS's metering record id, once sent.
+        last_error: Why the last send failed or was refused.
+        updated_at: When it last changed.
+        revision: The stored revision this value was read at (0: never stored).
+    """
+
+    hour: datetime
+    dimension: str
+    quantity: int
+    state: MeteringState
+    updated_at: datetime
+    attempts: int = 0
+    record_id: str | None = None
+    last_error: str | None = None
+    revision: int = 0

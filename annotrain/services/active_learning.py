@@ -22,6 +22,7 @@ from annotrain.domain.errors import AnnotrainError, ConflictError
 from annotrain.domain.records import Project, Run
 from annotrain.ports import BlobStore, Clock, JobRunner, ProjectStore
 from annotrain.services.events import CompletionSubmitted
+from annotrain.services.licenses import Licensing
 from annotrain.services.trainings import (
     Source,
     TrainingRequest,
@@ -79,6 +80,7 @@ class ActiveLearningTrigger:
         runner: Runs the training job.
         clock: The time.
         gpu_available: Whether a run asking for the GPU can have one.
+        licensing: Admits the training (scope, server limits).
     """
 
     def __init__(
@@ -89,12 +91,14 @@ class ActiveLearningTrigger:
         clock: Clock,
         *,
         gpu_available: Callable[[], bool],
+        licensing: Licensing,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._runner = runner
         self._clock = clock
         self._gpu_available = gpu_available
+        self._licensing = licensing
 
     def __call__(self, event: CompletionSubmitted) -> Run | None:
         """Count the submit; at the threshold, start a training (returned), else None."""
@@ -126,6 +130,7 @@ class ActiveLearningTrigger:
                 self._store, self._blobs, self._runner, self._clock, project, request,
                 created_by=str(state.get("by") or project.created_by),
                 source=Source.ACTIVE_LEARNING, gpu_available=self._gpu_available(),
+                licensing=self._licensing,
             )  # fmt: skip
         except AnnotrainError as exc:
             # Nobody waits on this request: the project keeps why, for the next reader.

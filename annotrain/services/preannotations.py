@@ -20,6 +20,7 @@ from annotrain.domain.errors import (
 from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus
 from annotrain.ports import Clock, JobRunner, JobSpec, ModelStore
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
+from annotrain.services.licenses import Licensing, admit_run, confirm_admission
 from annotrain.services.models import deployed_models
 from annotrain.services.run_lifecycle import mark_finished
 from annotrain.services.trainings import (
@@ -48,6 +49,7 @@ def start_preannotation(
     task_ids: Sequence[int] | None = None,
     model_names: Sequence[str] | None = None,
     use_gpu: bool = False,
+    licensing: Licensing,
 ) -> Run:
     """Pre-annotate a project's tasks (Owner, Manager, admin).
 
@@ -56,11 +58,15 @@ def start_preannotation(
         model_names: Models by name (their latest versions, readable by the
             caller); None for those deployed in the project.
         use_gpu: Predict on the GPU.
+        licensing: Admits the run: the ``inference`` scope (``ocr:inference`` with a
+            Visual NER model) and a free pre-annotation server.
 
     Raises:
         InvalidRequestError: ``models`` when none is deployed (or named), ``task_ids``
             naming a task the project lacks; nothing is written.
         JobRunnerUnavailableError: The app has no job runner; nothing is written.
+        LicenseScopeError: No license grants the scope; nothing is written.
+        ServerLimitError: The license's pre-annotation servers are all taken.
         JobSubmitError: The runner did not take the job; the run is marked failed.
     """
     authorize(store, principal, project_id, MANAGERS, "pre-annotating tasks")
@@ -68,6 +74,10 @@ def start_preannotation(
     ids = None if task_ids is None else _task_ids(store, project_id, task_ids)
     if runner is None:
         raise JobRunnerUnavailableError("start a pre-annotation")
+    admission = admit_run(
+        store, licensing, clock, JobKind.PREANNOTATE,
+        model_kinds=[e.kind for e in chosen], action="pre-annotation",
+    )  # fmt: skip
     run_id = new_run_id(JobKind.PREANNOTATE)
     run = Run(
         id=run_id,
@@ -84,6 +94,7 @@ def start_preannotation(
         logs_key=log_key(run_id),
     )
     store.create_run(run)
+    confirm_admission(store, admission, run, clock)
     try:
         runner.submit(JobSpec(JobKind.PREANNOTATE, run_id, use_gpu))
     except Exception as exc:

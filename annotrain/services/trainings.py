@@ -48,6 +48,7 @@ from annotrain.ports import (
     Clock,
     JobRunner,
     JobSpec,
+    LicenseStore,
     ProjectStore,
     RunStore,
     ServerStore,
@@ -55,6 +56,7 @@ from annotrain.ports import (
     UsageMeter,
 )
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
+from annotrain.services.licenses import Licensing, admit_run, confirm_admission
 from annotrain.services.projects import check_language, language_of
 from annotrain.services.run_lifecycle import mark_finished
 
@@ -76,8 +78,10 @@ class TrainingRecords(ProjectStore, RunStore, Protocol):
     """What the training routes read: projects (for roles) and runs."""
 
 
-class TrainingStores(ProjectStore, TaskStore, RunStore, ServerStore, UsageMeter, Protocol):
-    """What starting a training reads and writes."""
+class TrainingStores(
+    ProjectStore, TaskStore, RunStore, ServerStore, UsageMeter, LicenseStore, Protocol
+):
+    """What starting a training reads and writes (licenses: to admit the run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +342,7 @@ def start_training(
     request: TrainingRequest,
     *,
     gpu_available: bool,
+    licensing: Licensing,
 ) -> Run:
     """Start a training of a project's models (Owner, Manager, admin).
 
@@ -348,12 +353,17 @@ def start_training(
         InvalidRequestError: The request does not fit the project (see
             :func:`prepare_training`); nothing is written.
         JobRunnerUnavailableError: The app has no job runner; nothing is written.
+        LicenseScopeError: No license in force grants ``training`` (``ocr:training``
+            for Visual NER); nothing is written.
+        ServerLimitError: The license's training servers are all taken; nothing is
+            written (or, lost in a race, the run is stored as failed).
         JobSubmitError: The runner did not take the job; the run is marked failed.
     """
     project = authorize(store, principal, project_id, MANAGERS, "starting a training")
     return submit_training(
         store, blobs, runner, clock, project, request,
         created_by=principal.name, source=Source.MANUAL, gpu_available=gpu_available,
+        licensing=licensing,
     )  # fmt: skip
 
 
@@ -368,6 +378,7 @@ def submit_training(
     created_by: str,
     source: Source,
     gpu_available: bool,
+    licensing: Licensing,
 ) -> Run:
     """Check, write the snapshot and the run, submit the job (roles already checked).
 
@@ -378,6 +389,10 @@ def submit_training(
     prepared = prepare_training(store, project, request, run_id=run_id, gpu_available=gpu_available)
     if runner is None:
         raise JobRunnerUnavailableError("start a training")
+    admission = admit_run(
+        store, licensing, clock, JobKind.TRAIN,
+        model_kinds=[s.kind for s in prepared.snapshot.models], action="training",
+    )  # fmt: skip
     dataset_key = snapshot_key(run_id)
     blobs.put(
         dataset_key, io.BytesIO(prepared.snapshot.to_bytes()), content_type="application/json"
@@ -413,6 +428,7 @@ def submit_training(
         # A snapshot no run points at would never be read or cleaned: take it back.
         blobs.delete(dataset_key)
         raise
+    confirm_admission(store, admission, run, clock)
     _submit(store, runner, clock, JobSpec(JobKind.TRAIN, run_id, request.use_gpu))
     return store.get_run(run_id)
 

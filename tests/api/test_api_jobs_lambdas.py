@@ -11,7 +11,8 @@ def test_the_jobs_function_serves_trainings_models_preannotations_and_servers(
     lambdas: Any,  # noqa: F811
 ) -> None:
     status, body = _invoke(lambdas.jobs_handler, "GET", "/api/v1/servers")
-    assert (status, body) == (200, {"items": []})
+    assert (status, body["items"]) == (200, [])
+    assert [c["server_class"] for c in body["capacity"]] == ["training", "preannotation"]
     status, body = _invoke(lambdas.jobs_handler, "GET", "/api/v1/models")
     assert (status, body) == (200, {"items": []})
     # No job runner is wired on Lambda yet; an unknown run is not found before that.

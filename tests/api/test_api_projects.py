@@ -268,6 +268,8 @@ def test_an_unknown_role_is_refused(lab: Lab) -> None:
 def test_the_system_page_is_honest_about_gpu_and_license(lab: Lab) -> None:
     body = lab.client.get("/api/v1/system", headers=lab.auth("annotator")).json()
     assert body["mode"] == "single_node"
-    assert body["license"] == "none yet"
+    assert body["license"] == "single-node default license (all scopes; no license imported)"
+    assert body["license_scopes"] == ["inference", "ocr:inference", "ocr:training", "training"]
+    assert body["cost_banner"] is None
     assert body["gpu"] in ("no GPU", "GPU Resource Available")
     assert body["gpu"] == ("GPU Resource Available" if body["gpu_available"] else "no GPU")

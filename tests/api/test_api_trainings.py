@@ -153,7 +153,7 @@ def test_a_tag_split_trains_on_train_tags_and_counts_tasks_with_neither(trainabl
 def test_asking_for_the_gpu_where_there_is_none_is_refused_clearly(
     trainable: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("annotrain.api.routers.trainings.gpu_available", lambda: False)
+    trainable.client.app.state.gpu_probe = lambda: False  # type: ignore[attr-defined]
 
     response = start(trainable, {"use_gpu": True})
 

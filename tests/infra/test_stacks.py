@@ -279,13 +279,20 @@ def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
 # --- the functions' environments -------------------------------------------------------
 
 
+#: Settings a single node has and a serverless function never needs (the Marketplace
+#: instance's id, written at its first boot).
+SINGLE_NODE_ONLY = frozenset({"instance_id"})
+
+
 def serverless_settings() -> set[str]:
     """The settings a serverless function needs: the mode, and every field without a default."""
     defaults = Settings.model_construct()
     required = {
         name
         for name, field in Settings.model_fields.items()
-        if getattr(defaults, name) in ("", None) and field.is_required() is False
+        if getattr(defaults, name) in ("", None)
+        and field.is_required() is False
+        and name not in SINGLE_NODE_ONLY
     }
     return {f"ANNOTRAIN_{name.upper()}" for name in required | {"mode"}}
 

@@ -19,6 +19,7 @@ import pytest
 from fake_ml import FakeLoader, FakeTrainer, TooFewExamplesError
 from fake_runner import RecordingRunner
 from fakes import FakeClock
+from licensing_kit import single_node_licensing
 
 from annotrain.adapters.filesystem import FilesystemBlobStore
 from annotrain.adapters.sqlite import SqliteStore
@@ -52,7 +53,7 @@ class Lab:
     def start(self, **request: Any) -> str:
         run = start_training(
             self.store, self.blobs, self.runner, OWNER, self.clock, self.project.id,
-            TrainingRequest(**request), gpu_available=False,
+            TrainingRequest(**request), gpu_available=False, licensing=single_node_licensing(),
         )  # fmt: skip
         return run.id
 
@@ -201,7 +202,9 @@ def test_a_training_cancelled_while_it_runs_registers_nothing_and_stays_cancelle
 def test_pre_annotation_stores_predictions_in_the_label_studio_shape(lab: Lab) -> None:
     trained(lab, FakeTrainer())
     loader = FakeLoader()
-    run = start_preannotation(lab.store, lab.runner, OWNER, lab.clock, lab.project.id)
+    run = start_preannotation(
+        lab.store, lab.runner, OWNER, lab.clock, lab.project.id, licensing=single_node_licensing()
+    )
     assert [m["name"] for m in run.params["models"]] == [
         "project1-assertion", "project1-ner", "project1-urgency",
     ]  # fmt: skip
@@ -227,7 +230,7 @@ def test_pre_annotating_named_tasks_marks_what_the_model_finds(lab: Lab) -> None
     assert isinstance(first.id, int)
     run = start_preannotation(
         lab.store, lab.runner, OWNER, lab.clock, lab.project.id, task_ids=[first.id],
-        model_names=["project1-ner"],
+        model_names=["project1-ner"], licensing=single_node_licensing(),
     )  # fmt: skip
 
     lab.run(functools.partial(preannotate, loader=FakeLoader), run.id)
@@ -243,7 +246,12 @@ def test_active_learning_starts_a_training_at_the_threshold_and_not_before(lab: 
     configure(lab.store, lab.project.id, enabled=True, threshold=50,
               request=TrainingRequest(params={"epochs": 1}), by="owner")  # fmt: skip
     trigger = ActiveLearningTrigger(
-        lab.store, lab.blobs, lab.runner, lab.clock, gpu_available=lambda: False
+        lab.store,
+        lab.blobs,
+        lab.runner,
+        lab.clock,
+        gpu_available=lambda: False,
+        licensing=single_node_licensing(),
     )
     event = CompletionSubmitted(lab.project.id, 1, 1)
 
@@ -265,7 +273,12 @@ def test_active_learning_turned_off_starts_nothing(lab: Lab) -> None:
     configure(lab.store, lab.project.id, enabled=False, threshold=50,
               request=TrainingRequest(), by="owner")  # fmt: skip
     trigger = ActiveLearningTrigger(
-        lab.store, lab.blobs, lab.runner, lab.clock, gpu_available=lambda: False
+        lab.store,
+        lab.blobs,
+        lab.runner,
+        lab.clock,
+        gpu_available=lambda: False,
+        licensing=single_node_licensing(),
     )
     assert [trigger(CompletionSubmitted(lab.project.id, 1, 1)) for _ in range(60)] == [None] * 60
 
@@ -278,6 +291,7 @@ def test_an_active_learning_run_deploys_only_when_it_beats_the_deployed_model(la
         lab.store, lab.blobs, lab.runner, lab.clock, lab.project,
         TrainingRequest(types=tuple(_ner())), created_by="owner",
         source=Source.ACTIVE_LEARNING, gpu_available=False,
+        licensing=single_node_licensing(),
     )  # fmt: skip
     lab.run(functools.partial(train, trainer=lambda: FakeTrainer(f1=0.1),
                               loader=lambda: _perfect_loader(lab)), worse.id)  # fmt: skip
@@ -294,6 +308,7 @@ def test_an_active_learning_run_deploys_only_when_it_beats_the_deployed_model(la
         lab.store, lab.blobs, lab.runner, lab.clock, lab.project,
         TrainingRequest(types=tuple(_ner())), created_by="owner",
         source=Source.ACTIVE_LEARNING, gpu_available=False,
+        licensing=single_node_licensing(),
     )  # fmt: skip
     # The fake predictor only finds medications; the test split has conditions too.
     lab.run(functools.partial(train, trainer=lambda: FakeTrainer(f1=0.95),

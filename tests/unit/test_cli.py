@@ -149,3 +149,36 @@ def test_convert_to_conll_names_the_overlapping_span_it_left_out(
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "task 1, completion 9, result r2: 'Medication' at 18..24 left out (overlap)" in err
+
+
+def test_first_boot_generates_a_payg_license_and_renewal_is_idempotent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANNOTRAIN_INSTANCE_ID", "i-0123456789abcdef0")
+    from annotrain.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        data = ["--data-dir", str(tmp_path / "lab")]
+        assert main(["licenses", "generate-payg", "--instance-id", "i-0123456789abcdef0",
+                     "--product-code", "prod-1", *data]) == 0  # fmt: skip
+        key = tmp_path / "lab" / "license-signing-key"
+        assert oct(key.stat().st_mode & 0o777) == "0o600"
+        assert main(["licenses", "renew", *data]) == 0
+        assert "nothing to do" in capsys.readouterr().err
+        assert main(["licenses", "list", *data]) == 0
+        listing = json.loads(capsys.readouterr().out)
+        assert [i["type"] for i in listing["items"]] == ["PAYG"]
+        assert listing["items"][0]["in_force"] is True
+        assert listing["cost_banner"].startswith("Continuous Server Usage Incurs Costs!")
+    finally:
+        get_settings.cache_clear()
+
+
+def test_without_a_product_code_no_payg_license_is_generated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["licenses", "generate-payg", "--instance-id", "i-0123456789abcdef0",
+                 "--product-code", "", "--data-dir", str(tmp_path / "lab")])  # fmt: skip
+    assert code == 2
+    assert "Marketplace" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from annotrain.api.deps import CurrentUser, Now, ProjectId, Runner, Store
+from annotrain.api.deps import CurrentUser, LicensingPolicy, Now, ProjectId, Runner, Store
 from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import PreannotationCreate, PreannotationOut, preannotation_out
 from annotrain.services import preannotations
@@ -21,20 +21,26 @@ PreannotationId = Annotated[
 ]
 
 
-@router.post("/projects/{project_id}/preannotations", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/projects/{project_id}/preannotations",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409),
+)
 def start_preannotation(
     project_id: ProjectId,
     user: CurrentUser,
     store: Store,
     runner: Runner,
     clock: Now,
+    licensing: LicensingPolicy,
     body: PreannotationCreate | None = None,
 ) -> PreannotationOut:
     """Pre-annotate tasks (default: every incomplete one) with the deployed models."""
     body = body or PreannotationCreate()
     run = preannotations.start_preannotation(
-        store, runner, user, clock, project_id, task_ids=body.task_ids, model_names=body.models
-    )
+        store, runner, user, clock, project_id, task_ids=body.task_ids, model_names=body.models,
+        licensing=licensing,
+    )  # fmt: skip
     return preannotation_out(run)
 
 

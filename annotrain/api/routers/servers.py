@@ -11,9 +11,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from annotrain.api.deps import CurrentUser, Runner, Store
+from annotrain.api.deps import CurrentUser, LicensingPolicy, Now, Runner, Store
 from annotrain.api.errors import error_responses
-from annotrain.api.job_schemas import ServerList, ServerStopOut, server_out, server_stop_out
+from annotrain.api.job_schemas import (
+    CapacityOut,
+    ServerList,
+    ServerStopOut,
+    server_out,
+    server_stop_out,
+)
 from annotrain.services import servers
 
 router = APIRouter(
@@ -24,9 +30,21 @@ RunId = Annotated[str, Path(min_length=1, max_length=128, description="the job's
 
 
 @router.get("")
-def list_servers(user: CurrentUser, store: Store) -> ServerList:
-    """List the running jobs you may see: kind, project, who, since, GPU or CPU."""
-    return ServerList(items=[server_out(s) for s in servers.list_servers(store, user)])
+def list_servers(
+    user: CurrentUser, store: Store, licensing: LicensingPolicy, clock: Now
+) -> ServerList:
+    """List the running jobs you may see (kind, project, who, since, GPU or CPU) and who
+    holds the servers the license allows."""
+    capacity = [
+        CapacityOut(
+            server_class=c.server_class.value, limit=c.limit, total_limit=c.total_limit,
+            license_id=c.license_id, in_use=c.in_use, held_by=c.held_by,
+        )
+        for c in servers.server_capacity(store, licensing, clock, user)
+    ]  # fmt: skip
+    return ServerList(
+        items=[server_out(s) for s in servers.list_servers(store, user)], capacity=capacity
+    )
 
 
 @router.post("/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED)

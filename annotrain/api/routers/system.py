@@ -1,28 +1,32 @@
-"""``/api/v1/system``: what the lab is and what it runs on."""
+"""``/api/v1/system``: what the lab is, what it runs on, and its license."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from annotrain import __version__
-from annotrain.api.deps import AppSettings, CurrentUser
+from annotrain.api.deps import AppSettings, CurrentUser, GpuCheck, Grants
 from annotrain.api.errors import error_responses
 from annotrain.api.schemas import SystemOut
-from annotrain.services.system import GPU_AVAILABLE, NO_GPU, gpu_available
+from annotrain.services.system import gpu_text, gpu_usable
 
 router = APIRouter(prefix="/system", tags=["system"], responses=error_responses(401, 503))
 
 
 @router.get("")
-def read_system(user: CurrentUser, settings: AppSettings) -> SystemOut:
-    """Version, mode, GPU availability and license summary."""
-    gpu = gpu_available()
+def read_system(
+    user: CurrentUser, settings: AppSettings, gpu_probe: GpuCheck, grants: Grants
+) -> SystemOut:
+    """Version, mode, GPU ("GPU Resource Available" with a GPU and useGPU on), license."""
+    usable = gpu_usable(gpu_probe, settings.use_gpu)
+    grant = grants.get()
     return SystemOut(
         version=__version__,
         mode=settings.mode.value,
-        gpu_available=gpu,
-        gpu=GPU_AVAILABLE if gpu else NO_GPU,
-        # Licenses land with their own issue; until then there is none to show.
-        license="none yet",
-        cost_banner=None,
+        gpu_available=usable,
+        gpu=gpu_text(usable),
+        use_gpu=settings.use_gpu,
+        license=grant.summary(),
+        license_scopes=sorted(s.value for s in grant.scopes),
+        cost_banner=grant.cost_banner,
     )

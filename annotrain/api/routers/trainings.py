@@ -11,13 +11,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import PlainTextResponse
 
-from annotrain.api.deps import AppSettings, Blobs, CurrentUser, Now, ProjectId, Runner, Store
+from annotrain.api.deps import (
+    AppSettings,
+    Blobs,
+    CurrentUser,
+    GpuCheck,
+    LicensingPolicy,
+    Now,
+    ProjectId,
+    Runner,
+    Store,
+)
 from annotrain.api.errors import error_responses
 from annotrain.api.job_schemas import TrainingCreate, TrainingOut, TrainingPage, training_out
 from annotrain.ports import MAX_PAGE_SIZE
 from annotrain.services import active_learning, trainings
 from annotrain.services.access import MANAGERS, authorize
-from annotrain.services.system import gpu_available
+from annotrain.services.system import GpuProbe
 from annotrain.settings import Mode, Settings
 
 router = APIRouter(tags=["trainings"], responses=error_responses(401, 403, 404, 422, 503))
@@ -25,9 +35,10 @@ router = APIRouter(tags=["trainings"], responses=error_responses(401, 403, 404, 
 TrainingId = Annotated[str, Path(min_length=1, max_length=128, description="the training's run id")]
 
 
-def lab_has_gpu(settings: Settings) -> bool:
-    """Whether a run may ask for the GPU: AWS Batch has a GPU queue; a node needs one."""
-    return settings.mode == Mode.SERVERLESS or gpu_available()
+def lab_has_gpu(settings: Settings, probe: GpuProbe) -> bool:
+    """Whether a run may ask for the GPU: ``useGPU`` on, and AWS Batch's GPU queue or a
+    GPU on this node."""
+    return settings.use_gpu and (settings.mode == Mode.SERVERLESS or probe())
 
 
 def training_request(body: TrainingCreate) -> trainings.TrainingRequest:
@@ -61,12 +72,14 @@ def start_training(
     runner: Runner,
     clock: Now,
     settings: AppSettings,
+    licensing: LicensingPolicy,
+    gpu_probe: GpuCheck,
 ) -> TrainingOut:
     """Start training a project's models; 202 with the run (``id``, ``status``: queued)."""
     request = training_request(body)
     run = trainings.start_training(
         store, blobs, runner, user, clock, project_id, request,
-        gpu_available=lab_has_gpu(settings),
+        gpu_available=lab_has_gpu(settings, gpu_probe), licensing=licensing,
     )  # fmt: skip
     if body.active_learning is not None:
         authorize(store, user, project_id, MANAGERS, "turning active learning on or off")
