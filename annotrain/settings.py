@@ -40,6 +40,17 @@ class Settings(BaseSettings):
             function reads it).
         overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
         data_bucket: The S3 bucket for task files, datasets and models (serverless).
+        cpu_queue: The AWS Batch job queue of CPU runs (serverless jobs function).
+        gpu_queue: The AWS Batch job queue of GPU runs; empty when the stack has no
+            GPUs, and then a run asking for the GPU is refused (serverless jobs function).
+        job_definition_train: The Batch job definition of CPU trainings.
+        job_definition_preannotate: The Batch job definition of CPU pre-annotations.
+        job_definition_ocr: The Batch job definition of OCR jobs.
+        gpu_job_definition_train: The Batch job definition of GPU trainings.
+        gpu_job_definition_preannotate: The Batch job definition of GPU pre-annotations.
+        event_bus: The EventBridge bus the completions function publishes submitted
+            completions to (serverless; the jobs function's rule on it starts
+            active-learning trainings).
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -52,6 +63,14 @@ class Settings(BaseSettings):
     table: str = ""
     overflow_bucket: str = ""
     data_bucket: str = ""
+    cpu_queue: str = ""
+    gpu_queue: str = ""
+    job_definition_train: str = ""
+    job_definition_preannotate: str = ""
+    job_definition_ocr: str = ""
+    gpu_job_definition_train: str = ""
+    gpu_job_definition_preannotate: str = ""
+    event_bus: str = ""
 
     @property
     def blob_dir(self) -> Path:
