@@ -139,18 +139,25 @@ class Functions:
         get_settings.cache_clear()
 
 
-def flow_trainer() -> tuple[Any, Any]:
-    """The trainer and predictor loader of the flow's job: the real model code when present."""
+def flow_trainer() -> tuple[Any, Any, bool]:
+    """The job's trainer and predictor loader, and whether the run may ask for the GPU.
+
+    The real model code when this checkout has it (a GPU run only where CUDA is);
+    else the fake, which writes real model folders and metrics and "trains" on any
+    device, so the run goes to the GPU queue.
+    """
     from batch_jobs.job_io import TRAINER_MODULES
 
     if any(importlib.util.find_spec(name) is not None for name in TRAINER_MODULES):
+        import torch
+
         from batch_jobs.train import default_loader, default_trainer
 
-        return default_trainer, default_loader
+        return default_trainer, default_loader, torch.cuda.is_available()
     from fake_ml import FakeLoader, FakeTrainer
 
     trainer = FakeTrainer()
-    return (lambda: trainer), FakeLoader
+    return (lambda: trainer), FakeLoader, True
 
 
 def test_a_training_goes_from_the_http_api_to_a_registered_model_through_the_stacks_functions(
@@ -187,22 +194,23 @@ def test_a_training_goes_from_the_http_api_to_a_registered_model_through_the_sta
         assert status == 201, imported
 
         # 1. The training starts through the jobs function: snapshot and run written, job sent.
+        trainer, loader, use_gpu = flow_trainer()
         status, started = functions.invoke(
             "jobs", "POST", f"/api/v1/projects/{project['id']}/trainings",
             {"types": ["ner"], "params": {"epochs": 1, "batch_size": 4},
-             "split": {"validation_share": 0.2}, "use_gpu": True, "deploy": True},
+             "split": {"validation_share": 0.2}, "use_gpu": use_gpu, "deploy": True},
         )  # fmt: skip
         assert status == 202, started
         run = store.get_run(started["id"])
-        assert (run.status, run.job_ref, run.use_gpu) == (RunStatus.QUEUED, JOB_ID, True)
+        assert (run.status, run.job_ref, run.use_gpu) == (RunStatus.QUEUED, JOB_ID, use_gpu)
         assert run.dataset_key is not None
         assert S3BlobStore(DATA).head(run.dataset_key).size > 0
 
-        # 2. It went to the GPU queue with the GPU training job definition of the Compute stack.
+        # 2. It went to the GPU (or CPU) queue with that profile's training job definition.
         (request,) = batch.submitted
-        gpu = lab.compute.capacities["gpu"]
-        assert request["jobQueue"] == f"{ACCOUNT_ARN}:job-queue/{logical_id(gpu.queue)}"
-        train_definition = logical_id(gpu.job_definitions[JobKind.TRAIN])
+        capacity = lab.compute.capacities["gpu" if use_gpu else "cpu"]
+        assert request["jobQueue"] == f"{ACCOUNT_ARN}:job-queue/{logical_id(capacity.queue)}"
+        train_definition = logical_id(capacity.job_definitions[JobKind.TRAIN])
         assert request["jobDefinition"] == f"{ACCOUNT_ARN}:job-definition/{train_definition}:1"
         assert request["parameters"] == {"run_id": run.id}
 
@@ -217,7 +225,6 @@ def test_a_training_goes_from_the_http_api_to_a_registered_model_through_the_sta
             for a in container["Command"]
         ]
         assert module == "batch_jobs.train"
-        trainer, loader = flow_trainer()
         work = functools.partial(train, trainer=trainer, loader=loader)
         assert run_job(work, argv, environ=job_env, heartbeat_interval=60) == 0
         assert store.get_run(run.id).status is RunStatus.SUCCEEDED
@@ -266,7 +273,10 @@ def test_a_training_goes_from_the_http_api_to_a_registered_model_through_the_sta
         status, models = functions.invoke("jobs", "GET", "/api/v1/models")
         assert status == 200
         (model,) = models["items"]
-        assert model["run_id"] == run.id
+        assert (model["project_id"], model["latest_version"]) == (project["id"], 1)
+        assert model["deployed_in"] == [project["id"]]
+        status, detail = functions.invoke("jobs", "GET", f"/api/v1/models/{model['name']}")
+        assert (status, [v["run_id"] for v in detail["history"]]) == (200, [run.id])
         stored = S3BlobStore(DATA).list(f"models/{model['name']}/{run.id}/").items
         assert any(blob.key.endswith("annotrain.json") for blob in stored)
     finally:
