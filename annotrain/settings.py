@@ -58,6 +58,17 @@ class Settings(BaseSettings):
             JSON: ``{"key_id": "<base64 of the raw 32-byte key>"}``.
         license_cache_seconds: How long the cost banner's license state is kept
             before the store is read again (a license change clears it at once).
+        cpu_queue: The AWS Batch job queue of CPU runs (serverless jobs function).
+        gpu_queue: The AWS Batch job queue of GPU runs; empty when the stack has no
+            GPUs, and then a run asking for the GPU is refused (serverless jobs function).
+        job_definition_train: The Batch job definition of CPU trainings.
+        job_definition_preannotate: The Batch job definition of CPU pre-annotations.
+        job_definition_ocr: The Batch job definition of OCR jobs.
+        gpu_job_definition_train: The Batch job definition of GPU trainings.
+        gpu_job_definition_preannotate: The Batch job definition of GPU pre-annotations.
+        event_bus: The EventBridge bus the completions function publishes submitted
+            completions to (serverless; the jobs function's rule on it starts
+            active-learning trainings).
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -81,6 +92,14 @@ class Settings(BaseSettings):
     payg_renew_before_days: int = Field(default=7, ge=1, le=365)
     vendor_public_keys: dict[str, str] = Field(default_factory=dict)
     license_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    cpu_queue: str = ""
+    gpu_queue: str = ""
+    job_definition_train: str = ""
+    job_definition_preannotate: str = ""
+    job_definition_ocr: str = ""
+    gpu_job_definition_train: str = ""
+    gpu_job_definition_preannotate: str = ""
+    event_bus: str = ""
 
     @property
     def blob_dir(self) -> Path:

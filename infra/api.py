@@ -21,10 +21,15 @@ from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED, SOURCE
 from annotrain.domain.records import JobKind
 from infra.compute import acknowledge_function_role
 from infra.config import ApiThrottle, LabConfig
@@ -72,8 +77,8 @@ class BatchTargets:
     """What the jobs function submits to: the queues and job definitions of the Compute stack.
 
     Attributes:
-        queues: The job queue of each profile (``gpu``, ``cpu``); without GPUs the
-            ``gpu`` name points at the CPU queue.
+        queues: The job queue of each profile (``cpu``, and ``gpu`` when the lab has
+            GPUs: without it, the jobs function refuses runs that ask for one).
         job_definitions: The CPU job definition of each kind.
         gpu_job_definitions: The GPU job definition of each kind that has one.
     """
@@ -85,8 +90,7 @@ class BatchTargets:
     def environment(self) -> dict[str, str]:
         """The names the jobs function's job runner is built from."""
         env = {
-            "ANNOTRAIN_GPU_QUEUE": self.queues["gpu"].job_queue_arn,
-            "ANNOTRAIN_CPU_QUEUE": self.queues["cpu"].job_queue_arn,
+            f"ANNOTRAIN_{name.upper()}_QUEUE": q.job_queue_arn for name, q in self.queues.items()
         }
         for kind, definition in self.job_definitions.items():
             env[f"ANNOTRAIN_JOB_DEFINITION_{kind.value.upper()}"] = definition.job_definition_arn
@@ -193,6 +197,53 @@ class ApiFunction(Construct):
         acknowledge_function_role(self.function, storage)
 
 
+class LabEvents(Construct):
+    """The lab's event bus: the completions function puts, the jobs function is told.
+
+    A rule sends each ``CompletionSubmitted`` to the jobs function (active
+    learning). Events EventBridge could not deliver, and invocations that failed
+    after Lambda's retries, land in a dead-letter queue.
+
+    Attributes:
+        bus: The event bus.
+        rule: The ``CompletionSubmitted`` rule.
+        dead_letter_queue: Events that could not be applied.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, target: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "Bus", description="annotrain: completions → trainings")
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            Ack(
+                "AwsSolutions-SQS3",
+                "This queue is the dead-letter queue of the lab's events; it has none itself.",
+            ),
+        )
+        self.rule = events.Rule(
+            self,
+            "CompletionSubmitted",
+            event_bus=self.bus,
+            description="annotrain: submitted completions → active learning (jobs function)",
+            event_pattern=events.EventPattern(source=[SOURCE], detail_type=[COMPLETION_SUBMITTED]),
+            targets=[
+                targets.LambdaFunction(
+                    target,
+                    dead_letter_queue=self.dead_letter_queue,
+                    max_event_age=Duration.hours(6),
+                    retry_attempts=20,
+                )
+            ],
+        )
+
+
 class ApiStack(Stack):
     """Cognito, the HTTP API with its JWT authorizer, and the four function groups.
 
@@ -201,6 +252,7 @@ class ApiStack(Stack):
         http_api: The HTTP API.
         functions: The function of each group (``projects``, ``completions``, ``jobs``, ``system``).
         routes: The routes of each group.
+        events: The lab's event bus, its rule to the jobs function and their dead letters.
     """
 
     GROUPS: Sequence[str] = ("projects", "completions", "jobs", "system")
@@ -241,6 +293,17 @@ class ApiStack(Stack):
                 memory_mib=config.lambda_memory_mib,
                 log_retention_days=config.log_retention_days,
             ).function
+        self.events = LabEvents(self, "Events", target=self.functions["jobs"])
+        self.functions["completions"].add_environment(
+            "ANNOTRAIN_EVENT_BUS", self.events.bus.event_bus_name
+        )
+        # The completions function's one right beyond records: putting events on this bus.
+        self.events.bus.grant_put_events_to(self.functions["completions"])
+        self.functions["jobs"].configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.events.dead_letter_queue),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
         self._grant(storage, batch_targets)
         self.routes = {group: group_routes(group) for group in self.GROUPS}
         self.http_api = self._http_api(config.throttle, config.log_retention_days)

@@ -83,9 +83,11 @@ def build_lab(app: App, *, root: Path = REPO_ROOT, nag: bool = True) -> LabStack
         repo_root=root,
         description="annotrain: VPC, AWS Batch, job images, job-state events",
     )
-    gpu = compute.gpu or compute.cpu  # without GPUs, "GPU" runs go to the CPU queue
+    queues = {"cpu": compute.cpu.queue}
+    if compute.gpu:  # without a GPU queue the jobs function refuses runs asking for one
+        queues["gpu"] = compute.gpu.queue
     targets = BatchTargets(
-        queues={"gpu": gpu.queue, "cpu": compute.cpu.queue},
+        queues=queues,
         job_definitions=dict(compute.cpu.job_definitions),
         gpu_job_definitions=dict(compute.gpu.job_definitions) if compute.gpu else {},
     )
@@ -115,6 +117,7 @@ def build_lab(app: App, *, root: Path = REPO_ROOT, nag: bool = True) -> LabStack
         },
         job_events_log_group=compute.events.log_group,
         dead_letter_queue=compute.events.dead_letter_queue,
+        lab_events_dead_letter_queue=api.events.dead_letter_queue,
         alarm_email=config.alarm_email,
         description="annotrain: alarms",
     )

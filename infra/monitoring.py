@@ -40,6 +40,7 @@ class MonitoringStack(Stack):
         functions: Mapping[str, lambda_.IFunction],
         job_events_log_group: logs.ILogGroup,
         dead_letter_queue: sqs.IQueue,
+        lab_events_dead_letter_queue: sqs.IQueue,
         alarm_email: str | None,
         **kwargs: object,
     ) -> None:
@@ -81,6 +82,14 @@ class MonitoringStack(Stack):
                 period=Duration.minutes(5), statistic="Maximum"
             ),
             "Job-state events could not be applied: runs may show a stale status.",
+        )
+        self._alarm(
+            "LabEventDeadLetters",
+            lab_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            "Submitted completions did not reach active learning: a training may not have "
+            "started at its threshold.",
         )
         for name, function in functions.items():
             self._alarm(

@@ -11,16 +11,32 @@ imports and images, export),
 ``lambdas.api.jobs_handler`` (trainings, models, pre-annotations, OCR and the
 uploads that start it, servers) and
 ``lambdas.api.system_handler`` (system, licenses, backups).
+
+Only the jobs function has a job runner: an AWS Batch runner
+(:class:`~annotrain.adapters.batch.BatchJobRunner`) over the queues and job
+definitions its environment names (its Batch client made on first use). The
+completions function publishes each submitted completion to the lab's EventBridge
+bus (``ANNOTRAIN_EVENT_BUS``); a rule on the bus sends it back to the jobs
+function, which counts it for active learning and, at the project's threshold,
+starts the training. So the function that takes completions never holds the
+right to submit a job.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
+    from fastapi import APIRouter, FastAPI
+
+    from annotrain.adapters.batch import BatchJobRunner
+    from annotrain.ports import JobRunner, Store
+    from annotrain.services.events import EventPublisher
+    from annotrain.settings import Settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -59,10 +75,20 @@ ROUTER_GROUPS: dict[str, Callable[[], list[APIRouter]]] = {
 }
 
 
-@functools.cache
-def _handler(group: str) -> Handler:
-    from mangum import Mangum
+# Settings only one group reads (the others go without them); every group reads the rest.
+GROUP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "jobs": ("cpu_queue", "job_definition_train", "job_definition_preannotate",
+             "job_definition_ocr"),
+    "completions": ("event_bus",),
+}  # fmt: skip
+# The jobs group's GPU targets: empty when the stack has no GPU queue (no GPU runs then).
+GPU_SETTINGS = ("gpu_queue", "gpu_job_definition_train", "gpu_job_definition_preannotate")
 
+_LOG = logging.getLogger("annotrain.lambdas.api")
+
+
+@functools.cache
+def _app(group: str) -> FastAPI:
     from annotrain.api import create_app
     from annotrain.settings import Mode, get_settings
 
@@ -70,10 +96,89 @@ def _handler(group: str) -> Handler:
     if settings.mode != Mode.SERVERLESS:
         # Single-node mode would trust bearer tokens against a SQLite file in /var/task.
         raise RuntimeError("set ANNOTRAIN_MODE=serverless for the API's Lambda functions")
-
+    missing = [
+        f"ANNOTRAIN_{name.upper()}"
+        for name in GROUP_SETTINGS.get(group, ())
+        if not getattr(settings, name)
+    ]
+    if missing:
+        raise RuntimeError(f"set {', '.join(missing)} for the {group} function")
     routers = ROUTER_GROUPS[group]()
-    mangum: Handler = Mangum(create_app(routers=routers, settings=settings), lifespan="off")
+    store: Store | None = None
+    runner: JobRunner | None = None
+    events: EventPublisher | None = None
+    if group == "jobs":
+        store = _store(settings)
+        runner = batch_job_runner(settings, store)
+    elif group == "completions":
+        from annotrain.adapters.eventbridge import EventBridgeEvents
+
+        events = EventBridgeEvents(settings.event_bus)
+    return create_app(routers=routers, settings=settings, store=store, runner=runner, events=events)
+
+
+@functools.cache
+def _handler(group: str) -> Handler:
+    from mangum import Mangum
+
+    mangum: Handler = Mangum(_app(group), lifespan="off")
     return mangum
+
+
+def _store(settings: Settings) -> Store:
+    from annotrain.adapters.dynamodb import DynamoDbStore
+
+    return DynamoDbStore(settings.table, overflow_bucket=settings.overflow_bucket)
+
+
+def batch_job_runner(settings: Settings, store: Store, *, client: Any = None) -> BatchJobRunner:
+    """The jobs function's runner: GPU runs to the GPU queue and job definitions, CPU to the CPU.
+
+    Without a GPU queue the lab has no GPUs (``lab_has_gpu`` is false), so no run
+    asks for one; the runner's ``gpu`` queue is then the CPU queue.
+
+    Args:
+        settings: Names the queues and job definitions (``ANNOTRAIN_*_QUEUE``,
+            ``ANNOTRAIN_[GPU_]JOB_DEFINITION_*``).
+        store: Where runs are kept.
+        client: A boto3 Batch client; one is made on the first submit when None.
+    """
+    from annotrain.adapters.batch import BatchJobRunner
+    from annotrain.domain.records import JobKind
+
+    gpu_definitions = {
+        JobKind.TRAIN: settings.gpu_job_definition_train,
+        JobKind.PREANNOTATE: settings.gpu_job_definition_preannotate,
+    }
+    return BatchJobRunner(
+        store,
+        queues={"gpu": settings.gpu_queue or settings.cpu_queue, "cpu": settings.cpu_queue},
+        job_definitions={
+            JobKind.TRAIN: settings.job_definition_train,
+            JobKind.PREANNOTATE: settings.job_definition_preannotate,
+            JobKind.OCR: settings.job_definition_ocr,
+        },
+        gpu_job_definitions={k: v for k, v in gpu_definitions.items() if v},
+        client=client,
+    )
+
+
+def _on_completion_submitted(event: dict[str, Any]) -> dict[str, Any]:
+    """Count a submitted completion for active learning; start the training at the threshold."""
+    from annotrain.adapters.eventbridge import completion_submitted_from
+    from annotrain.api.app import active_learning_trigger
+
+    submitted = completion_submitted_from(event)
+    run = active_learning_trigger(_app("jobs"))(submitted)
+    outcome = {
+        "message": "completion submitted",
+        "project_id": submitted.project_id,
+        "completion_id": submitted.completion_id,
+        "training_run_id": run.id if run else None,
+    }
+    _LOG.setLevel(logging.INFO)
+    _LOG.info(json.dumps(outcome))
+    return outcome
 
 
 def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -87,7 +192,12 @@ def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def jobs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Trainings, models, pre-annotations, OCR (and uploads) and the servers page."""
+    """Trainings, models, pre-annotations, OCR (and uploads), servers; and the bus's
+    submitted completions."""
+    from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED
+
+    if event.get("detail-type") == COMPLETION_SUBMITTED:
+        return _on_completion_submitted(event)
     return _handler("jobs")(event, context)
 
 

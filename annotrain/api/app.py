@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -17,6 +17,9 @@ from annotrain.services.events import CompletionSubmitted, EventPublisher, InPro
 from annotrain.services.licenses import GrantCache, Licensing
 from annotrain.services.system import GpuProbe, NvidiaGpuProbe
 from annotrain.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from annotrain.services.active_learning import ActiveLearningTrigger
 
 API_PREFIX = "/api/v1"
 
@@ -115,7 +118,8 @@ def create_app(
         settings.license_cache_seconds,
         clock,
     )
-    app.state.events = events if events is not None else _in_process_events(app, settings)
+    app.state.settings = settings
+    app.state.events = events if events is not None else _in_process_events(app)
     the_settings = settings
 
     async def app_settings() -> Settings:
@@ -150,24 +154,36 @@ def create_app(
     return app
 
 
-def _in_process_events(app: FastAPI, settings: Settings) -> InProcessEvents:
+def active_learning_trigger(app: FastAPI) -> ActiveLearningTrigger:
+    """The active-learning trigger over the app's store, blobs, runner and clock, as they are now.
+
+    The single node calls it in process for each submitted completion; the
+    serverless jobs function calls it for each event the completions function put
+    on the bus (``lambdas.api.jobs_handler``).
+    """
+    # Imported here: the trainings router is not every Lambda function's to import.
+    from annotrain.api.routers.trainings import lab_has_gpu
+    from annotrain.services.active_learning import ActiveLearningTrigger
+
+    settings: Settings = app.state.settings
+    return ActiveLearningTrigger(
+        app.state.store_source.get(),
+        app.state.blob_source.get(),
+        app.state.runner,
+        app.state.clock,
+        gpu_available=lambda: lab_has_gpu(settings, app.state.gpu_probe),
+        licensing=app.state.licensing,
+    )
+
+
+def _in_process_events(app: FastAPI) -> InProcessEvents:
     """Events delivered in this process: submitted completions reach active learning."""
     events = InProcessEvents()
 
     def trigger(event: CompletionSubmitted) -> None:
-        # Imported and built on the first event: the stores and runner are the app's
-        # as they are then (tests and `serve` set the runner after creating the app).
-        from annotrain.api.routers.trainings import lab_has_gpu
-        from annotrain.services.active_learning import ActiveLearningTrigger
-
-        ActiveLearningTrigger(
-            app.state.store_source.get(),
-            app.state.blob_source.get(),
-            app.state.runner,
-            app.state.clock,
-            gpu_available=lambda: lab_has_gpu(settings, app.state.gpu_probe),
-            licensing=app.state.licensing,
-        )(event)
+        # Built on each event: the stores and runner are the app's as they are then
+        # (tests and `serve` set the runner after creating the app).
+        active_learning_trigger(app)(event)
 
     events.subscribe(trigger)
     return events

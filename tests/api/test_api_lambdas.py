@@ -18,6 +18,18 @@ from annotrain.settings import get_settings
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ANN = {"username": "ann", "cognito:groups": "[annotators]"}
+EVENT_BUS = "annotrain-events"
+BATCH_ARN = "arn:aws:batch:us-east-1:123456789012"
+#: What the stack gives the jobs function (infra/api.py BatchTargets).
+JOBS_ENVIRONMENT = {
+    "ANNOTRAIN_GPU_QUEUE": f"{BATCH_ARN}:job-queue/gpu",
+    "ANNOTRAIN_CPU_QUEUE": f"{BATCH_ARN}:job-queue/cpu",
+    "ANNOTRAIN_JOB_DEFINITION_TRAIN": f"{BATCH_ARN}:job-definition/cpu-train:1",
+    "ANNOTRAIN_JOB_DEFINITION_PREANNOTATE": f"{BATCH_ARN}:job-definition/cpu-preannotate:1",
+    "ANNOTRAIN_JOB_DEFINITION_OCR": f"{BATCH_ARN}:job-definition/cpu-ocr:1",
+    "ANNOTRAIN_GPU_JOB_DEFINITION_TRAIN": f"{BATCH_ARN}:job-definition/gpu-train:1",
+    "ANNOTRAIN_GPU_JOB_DEFINITION_PREANNOTATE": f"{BATCH_ARN}:job-definition/gpu-preannotate:1",
+}
 
 
 @pytest.fixture
@@ -31,18 +43,23 @@ def lambdas(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "ANNOTRAIN_TABLE": "annotrain",
         "ANNOTRAIN_OVERFLOW_BUCKET": "annotrain-items",
         "ANNOTRAIN_DATA_BUCKET": "annotrain-data",
+        **JOBS_ENVIRONMENT,
+        "ANNOTRAIN_EVENT_BUS": EVENT_BUS,
     }.items():
         monkeypatch.setenv(name, value)
+    boto3.client("events", region_name=REGION).create_event_bus(Name=EVENT_BUS)
     for bucket in ("annotrain-items", "annotrain-data"):
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
     create_table(boto3.client("dynamodb", region_name=REGION), "annotrain")
     import lambdas.api as module
 
     get_settings.cache_clear()
+    module._app.cache_clear()
     module._handler.cache_clear()
     try:
         yield module
     finally:
+        module._app.cache_clear()
         module._handler.cache_clear()
         get_settings.cache_clear()
 

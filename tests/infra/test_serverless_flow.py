@@ -1,34 +1,39 @@
 """The serverless flow under moto, wired by the synthesized stacks' own names and environments.
 
-The jobs function's environment (resolved through the templates' cross-stack
-outputs) names the queue and job definition a run is submitted with; the job
-entry runs in-process with the environment its job definition sets; the
-job-state event goes to the handler the event rule targets, with that function's
-environment. The trainings route and the training work land with the training
-service (issue 5): here the run is created as that service will create it, and
-the work is a stand-in that writes a model file.
+An API Gateway HTTP API (v2.0) event starts a training through the jobs function,
+run with the environment its template gives it: the function writes the dataset
+snapshot (S3) and the run (DynamoDB) and submits a Batch job to the queue and job
+definition the Compute stack defines. moto's Batch would run the job in Docker, so
+the Batch client is a recording one, made where the runner makes its client (on
+the first submit). The job entry the job definition names then runs in-process
+with the environment that definition sets; its trainer is the real model code
+(``batch_jobs.text``) when this checkout has it, else ``tests/fake_ml``'s, which
+writes real model folders and metrics. The job-state SUCCEEDED event goes to the
+function the event rule targets, with that function's environment; the run reads
+succeeded and the model is in the registry, both through the jobs function.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-import io
+import importlib.util
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from infra_synthesis import Synthesis
+from api_events import http_api_event
+from infra_synthesis import ROOT, Synthesis
 from test_stacks import API, COMPUTE, logical_id
 
-from annotrain.adapters.batch import BatchJobRunner
-from annotrain.domain.records import JobKind, Run, RunStatus
-from annotrain.ports import JobSpec
+from annotrain.domain.records import JobKind, RunStatus
 
 TABLE, OVERFLOW, DATA = "annotrain-records", "annotrain-overflow", "annotrain-data"
+BUS = "annotrain-lab-events"
 ACCOUNT_ARN = "arn:aws:batch:us-east-1:123456789012"
 JOB_ID = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
-CREATED = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+OWNER = {"username": "olga", "cognito:groups": "[user]"}
+SAMPLE = ROOT / "examples" / "sample_project"
 
 
 def resolve(synthesis: Synthesis, stack: str, value: Any) -> str:
@@ -55,6 +60,8 @@ def resolve(synthesis: Synthesis, stack: str, value: Any) -> str:
         return f"{ACCOUNT_ARN}:job-queue/{value['Fn::GetAtt'][0]}"
     if "Ref" in value:
         resource = synthesis.templates[stack]["Resources"][value["Ref"]]
+        if resource["Type"] == "AWS::Events::EventBus":  # Ref is the bus's name
+            return BUS
         assert resource["Type"] == "AWS::Batch::JobDefinition"  # Ref is the definition's ARN
         return f"{ACCOUNT_ARN}:job-definition/{value['Ref']}:1"
     raise AssertionError(f"no resolution for {value!r}")
@@ -85,108 +92,192 @@ def lab_storage(aws: None) -> Any:
     s3 = boto3.client("s3")
     for bucket in (OVERFLOW, DATA):
         s3.create_bucket(Bucket=bucket)
+    boto3.client("events").create_event_bus(Name=BUS)
     return DynamoDbStore(TABLE, overflow_bucket=OVERFLOW)
 
 
-def test_a_run_goes_from_submit_to_succeeded_through_the_stacks_queue_job_and_event_function(
+class Functions:
+    """The API functions as Lambda runs them: each with its template's environment."""
+
+    def __init__(self, synthesis: Synthesis, monkeypatch: pytest.MonkeyPatch) -> None:
+        import lambdas.api
+
+        self.module = lambdas.api
+        self._synthesis = synthesis
+        self._monkeypatch = monkeypatch
+        self._set: set[str] = set()
+        self.module._app.cache_clear()
+        self.module._handler.cache_clear()
+
+    def environment(self, group: str) -> dict[str, str]:
+        function = self._synthesis.lab.api.functions[group]
+        resource = self._synthesis.templates[API]["Resources"][logical_id(function)]
+        return environment_of(
+            self._synthesis, API, resource["Properties"]["Environment"]["Variables"]
+        )
+
+    def invoke(self, group: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        from annotrain.settings import get_settings
+
+        # One process plays every function: each reads only its own environment.
+        for name in self._set:
+            self._monkeypatch.delenv(name, raising=False)
+        environment = self.environment(group)
+        for name, value in environment.items():
+            self._monkeypatch.setenv(name, value)
+        self._set = set(environment)
+        get_settings.cache_clear()
+        handler = getattr(self.module, f"{group}_handler")
+        response = handler(http_api_event(method, path, claims=OWNER, body=body), object())
+        return response["statusCode"], json.loads(response["body"] or "null")
+
+    def close(self) -> None:
+        from annotrain.settings import get_settings
+
+        self.module._app.cache_clear()
+        self.module._handler.cache_clear()
+        get_settings.cache_clear()
+
+
+def flow_trainer() -> tuple[Any, Any, bool]:
+    """The job's trainer and predictor loader, and whether the run may ask for the GPU.
+
+    The real model code when this checkout has it (a GPU run only where CUDA is);
+    else the fake, which writes real model folders and metrics and "trains" on any
+    device, so the run goes to the GPU queue.
+    """
+    from batch_jobs.job_io import TRAINER_MODULES
+
+    if any(importlib.util.find_spec(name) is not None for name in TRAINER_MODULES):
+        import torch
+
+        from batch_jobs.train import default_loader, default_trainer
+
+        return default_trainer, default_loader, torch.cuda.is_available()
+    from fake_ml import FakeLoader, FakeTrainer
+
+    trainer = FakeTrainer()
+    return (lambda: trainer), FakeLoader, True
+
+
+def test_a_training_goes_from_the_http_api_to_a_registered_model_through_the_stacks_functions(
     synthesis: Synthesis, lab_storage: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import boto3
+
     from annotrain.adapters.s3 import S3BlobStore
-    from batch_jobs.runtime import JobContext, run_job
+    from batch_jobs.runtime import run_job
+    from batch_jobs.train import train
 
     store = lab_storage
-    api = synthesis.templates[API]["Resources"]
     compute = synthesis.templates[COMPUTE]["Resources"]
     lab = synthesis.lab
-
-    # 1. The jobs function's runner, built from the names its environment gives.
-    jobs_env = environment_of(
-        synthesis,
-        API,
-        api[logical_id(lab.api.functions["jobs"])]["Properties"]["Environment"]["Variables"],
-    )
     batch = RecordingBatch()
-    runner = BatchJobRunner(
-        store,
-        queues={"gpu": jobs_env["ANNOTRAIN_GPU_QUEUE"], "cpu": jobs_env["ANNOTRAIN_CPU_QUEUE"]},
-        job_definitions={
-            k: jobs_env[f"ANNOTRAIN_JOB_DEFINITION_{k.value.upper()}"] for k in JobKind
-        },
-        gpu_job_definitions={
-            k: jobs_env[f"ANNOTRAIN_GPU_JOB_DEFINITION_{k.value.upper()}"]
-            for k in (JobKind.TRAIN, JobKind.PREANNOTATE)
-        },
-        client=batch,
+    make_client = boto3.client
+    monkeypatch.setattr(
+        boto3,
+        "client",
+        lambda service, *a, **k: batch if service == "batch" else make_client(service, *a, **k),
     )
-    store.create_run(Run("run-1", 3, JobKind.TRAIN, RunStatus.QUEUED, "ana", CREATED, use_gpu=True))
-    assert runner.submit(JobSpec(JobKind.TRAIN, "run-1", use_gpu=True)) == JOB_ID
+    functions = Functions(synthesis, monkeypatch)
+    try:
+        # 0. A project with annotated notes, through the projects function.
+        status, project = functions.invoke(
+            "projects", "POST", "/api/v1/projects",
+            {"name": "Notes", "labeling_config": (SAMPLE / "config.xml").read_text()},
+        )  # fmt: skip
+        assert status == 201, project
+        tasks = json.loads((SAMPLE / "tasks.json").read_text())
+        status, imported = functions.invoke(
+            "projects", "POST", f"/api/v1/projects/{project['id']}/tasks/import", tasks
+        )
+        assert status == 201, imported
 
-    # 2. It went to the GPU queue with the GPU training job definition of the Compute stack.
-    (request,) = batch.submitted
-    gpu = lab.compute.capacities["gpu"]
-    assert request["jobQueue"] == f"{ACCOUNT_ARN}:job-queue/{logical_id(gpu.queue)}"
-    train_definition = logical_id(gpu.job_definitions[JobKind.TRAIN])
-    assert request["jobDefinition"] == f"{ACCOUNT_ARN}:job-definition/{train_definition}:1"
+        # 1. The training starts through the jobs function: snapshot and run written, job sent.
+        trainer, loader, use_gpu = flow_trainer()
+        status, started = functions.invoke(
+            "jobs", "POST", f"/api/v1/projects/{project['id']}/trainings",
+            {"types": ["ner"], "params": {"epochs": 1, "batch_size": 4},
+             "split": {"validation_share": 0.2}, "use_gpu": use_gpu, "deploy": True},
+        )  # fmt: skip
+        assert status == 202, started
+        run = store.get_run(started["id"])
+        assert (run.status, run.job_ref, run.use_gpu) == (RunStatus.QUEUED, JOB_ID, use_gpu)
+        assert run.dataset_key is not None
+        assert S3BlobStore(DATA).head(run.dataset_key).size > 0
 
-    # 3. The job entry, in-process, with its job definition's command and environment.
-    container = compute[train_definition]["Properties"]["ContainerProperties"]
-    job_env = {v["Name"]: resolve(synthesis, COMPUTE, v["Value"]) for v in container["Environment"]}
-    job_env |= {v["name"]: v["value"] for v in request["containerOverrides"]["environment"]}
-    module, *argv = [
-        request["parameters"].get(a[5:], a) if a.startswith("Ref::") else a
-        for a in container["Command"]
-    ]
-    assert module == "batch_jobs.train"
+        # 2. It went to the GPU (or CPU) queue with that profile's training job definition.
+        (request,) = batch.submitted
+        capacity = lab.compute.capacities["gpu" if use_gpu else "cpu"]
+        assert request["jobQueue"] == f"{ACCOUNT_ARN}:job-queue/{logical_id(capacity.queue)}"
+        train_definition = logical_id(capacity.job_definitions[JobKind.TRAIN])
+        assert request["jobDefinition"] == f"{ACCOUNT_ARN}:job-definition/{train_definition}:1"
+        assert request["parameters"] == {"run_id": run.id}
 
-    def stand_in_training(context: JobContext) -> None:
-        blobs = S3BlobStore(job_env["ANNOTRAIN_DATA_BUCKET"])
-        blobs.put("models/ner/1/model.safetensors", io.BytesIO(b"weights"))
+        # 3. The job entry, in-process, with its job definition's command and environment.
+        container = compute[train_definition]["Properties"]["ContainerProperties"]
+        job_env = {
+            v["Name"]: resolve(synthesis, COMPUTE, v["Value"]) for v in container["Environment"]
+        }
+        job_env |= {v["name"]: v["value"] for v in request["containerOverrides"]["environment"]}
+        module, *argv = [
+            request["parameters"].get(a[5:], a) if a.startswith("Ref::") else a
+            for a in container["Command"]
+        ]
+        assert module == "batch_jobs.train"
+        work = functools.partial(train, trainer=trainer, loader=loader)
+        assert run_job(work, argv, environ=job_env, heartbeat_interval=60) == 0
+        assert store.get_run(run.id).status is RunStatus.SUCCEEDED
 
-    assert run_job(stand_in_training, argv, environ=job_env, heartbeat_interval=60) == 0
-    assert store.get_run("run-1").status is RunStatus.SUCCEEDED
+        # 4. The SUCCEEDED event into the function the rule targets, with its environment.
+        function = compute[logical_id(lab.compute.events.function)]["Properties"]
+        for name, value in environment_of(
+            synthesis, COMPUTE, function["Environment"]["Variables"]
+        ).items():
+            monkeypatch.setenv(name, value)
+        module_name, handler_name = function["Handler"].rsplit(".", 1)
+        events_module = importlib.import_module(module_name)
+        events_module._store.cache_clear()
+        started_at, stopped_at = 1_795_000_000_000, 1_795_000_600_000
+        event = {
+            "source": "aws.batch",
+            "detail-type": "Batch Job State Change",
+            "detail": {
+                "jobId": JOB_ID,
+                "jobName": request["jobName"],
+                "jobQueue": request["jobQueue"],
+                "status": "SUCCEEDED",
+                "parameters": request["parameters"],
+                "attempts": [
+                    {
+                        "container": {"exitCode": 0},
+                        "startedAt": started_at,
+                        "stoppedAt": stopped_at,
+                        "statusReason": "Essential container in task exited",
+                    }
+                ],
+                "startedAt": started_at,
+                "stoppedAt": stopped_at,
+            },
+        }
+        rule = compute[logical_id(lab.compute.events.rule)]["Properties"]["EventPattern"]
+        assert event["source"] in rule["source"]
+        assert event["detail-type"] in rule["detail-type"]
+        outcome = getattr(events_module, handler_name)(event, None)
+        assert (outcome["run_id"], outcome["run_status"]) == (run.id, "succeeded")
+        assert store.list_servers().items == []
 
-    # 4. The SUCCEEDED event into the function the rule targets, with its environment.
-    function = compute[logical_id(lab.compute.events.function)]["Properties"]
-    for name, value in environment_of(
-        synthesis, COMPUTE, function["Environment"]["Variables"]
-    ).items():
-        monkeypatch.setenv(name, value)
-    module_name, handler_name = function["Handler"].rsplit(".", 1)
-    handler = getattr(importlib.import_module(module_name), handler_name)
-    importlib.import_module(module_name)._store.cache_clear()
-    started, stopped = 1_795_000_000_000, 1_795_000_600_000
-    event = {
-        "source": "aws.batch",
-        "detail-type": "Batch Job State Change",
-        "detail": {
-            "jobId": JOB_ID,
-            "jobName": request["jobName"],
-            "jobQueue": request["jobQueue"],
-            "status": "SUCCEEDED",
-            "parameters": request["parameters"],
-            "attempts": [
-                {
-                    "container": {"exitCode": 0},
-                    "startedAt": started,
-                    "stoppedAt": stopped,
-                    "statusReason": "Essential container in task exited",
-                }
-            ],
-            "startedAt": started,
-            "stoppedAt": stopped,
-        },
-    }
-    rule = compute[logical_id(lab.compute.events.rule)]["Properties"]["EventPattern"]
-    assert event["source"] in rule["source"]
-    assert event["detail-type"] in rule["detail-type"]
-    outcome = handler(event, None)
-    assert outcome["run_id"] == "run-1"
-    assert outcome["run_status"] == "succeeded"
-
-    run = store.get_run("run-1")
-    assert run.status is RunStatus.SUCCEEDED
-    assert run.job_ref == JOB_ID
-    assert store.list_servers().items == []
-    stored = S3BlobStore(DATA).open("models/ner/1/model.safetensors").read()
-    assert stored == b"weights"
-    assert json.dumps(request["tags"])  # the run's tags travel with the job
+        # 5. Through the jobs function: the run succeeded, and its model is in the registry.
+        status, training = functions.invoke("jobs", "GET", f"/api/v1/trainings/{run.id}")
+        assert (status, training["status"], training["progress"]) == (200, "succeeded", 100)
+        status, models = functions.invoke("jobs", "GET", "/api/v1/models")
+        assert status == 200
+        (model,) = models["items"]
+        assert (model["project_id"], model["latest_version"]) == (project["id"], 1)
+        assert model["deployed_in"] == [project["id"]]
+        status, detail = functions.invoke("jobs", "GET", f"/api/v1/models/{model['name']}")
+        assert (status, [v["run_id"] for v in detail["history"]]) == (200, [run.id])
+        stored = S3BlobStore(DATA).list(f"models/{model['name']}/{run.id}/").items
+        assert any(blob.key.endswith("annotrain.json") for blob in stored)
+    finally:
+        functions.close()

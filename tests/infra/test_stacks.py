@@ -284,17 +284,23 @@ def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
 SINGLE_NODE_ONLY = frozenset({"instance_id"})
 
 
-def serverless_settings() -> set[str]:
-    """The settings a serverless function needs: the mode, and every field without a default."""
+def serverless_settings(group: str) -> set[str]:
+    """What a group's function needs: the mode, every setting without a default that
+    every group reads, and the group's own (``lambdas.api.GROUP_SETTINGS``)."""
+    from lambdas.api import GPU_SETTINGS, GROUP_SETTINGS
+
     defaults = Settings.model_construct()
-    required = {
+    unset = {
         name
         for name, field in Settings.model_fields.items()
         if getattr(defaults, name) in ("", None)
         and field.is_required() is False
         and name not in SINGLE_NODE_ONLY
     }
-    return {f"ANNOTRAIN_{name.upper()}" for name in required | {"mode"}}
+    group_only = {name for names in GROUP_SETTINGS.values() for name in names}
+    group_only |= set(GPU_SETTINGS)
+    needed = (unset - group_only) | set(GROUP_SETTINGS.get(group, ())) | {"mode"}
+    return {f"ANNOTRAIN_{name.upper()}" for name in needed}
 
 
 def function_environment(synthesis: Synthesis, stack: str, function: Any) -> dict[str, Any]:
@@ -303,15 +309,21 @@ def function_environment(synthesis: Synthesis, stack: str, function: Any) -> dic
     return environment
 
 
-def test_each_api_function_environment_covers_every_serverless_setting(
+def test_each_api_function_environment_covers_every_serverless_setting_of_its_group(
     synthesis: Synthesis,
 ) -> None:
-    needed = serverless_settings()
-    assert {"ANNOTRAIN_TABLE", "ANNOTRAIN_OVERFLOW_BUCKET", "ANNOTRAIN_DATA_BUCKET"} <= needed
+    assert {"ANNOTRAIN_TABLE", "ANNOTRAIN_OVERFLOW_BUCKET", "ANNOTRAIN_DATA_BUCKET"} <= (
+        serverless_settings("projects")
+    )
+    assert {"ANNOTRAIN_CPU_QUEUE", "ANNOTRAIN_JOB_DEFINITION_TRAIN"} <= serverless_settings("jobs")
+    assert "ANNOTRAIN_EVENT_BUS" in serverless_settings("completions")
     for group, function in synthesis.lab.api.functions.items():
         environment = function_environment(synthesis, API, function)
-        assert needed <= set(environment), group
+        assert serverless_settings(group) <= set(environment), group
         assert environment["ANNOTRAIN_MODE"] == Mode.SERVERLESS.value
+    for group in ("projects", "jobs", "system"):
+        environment = function_environment(synthesis, API, synthesis.lab.api.functions[group])
+        assert "ANNOTRAIN_EVENT_BUS" not in environment, group
 
 
 def test_the_jobs_function_environment_names_the_stacks_queues_and_job_definitions(
@@ -391,7 +403,7 @@ def test_alarms_cover_failed_runs_dead_letters_and_every_functions_errors_and_th
 ) -> None:
     alarms = set(synthesis.lab.monitoring.alarms)
     functions = [f"Api{g.capitalize()}" for g in synthesis.lab.api.functions] + ["JobEvents"]
-    expected = {"FailedRuns", "JobEventDeadLetters"}
+    expected = {"FailedRuns", "JobEventDeadLetters", "LabEventDeadLetters"}
     expected |= {f"{name}{what}" for name in functions for what in ("Errors", "Throttles")}
     assert alarms == expected
     for alarm in synthesis.resources(MONITORING, "AWS::CloudWatch::Alarm").values():
@@ -502,3 +514,61 @@ def test_the_pinned_cdk_cli_reads_the_cloud_assembly(synthesis: Synthesis) -> No
     )
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == set(synthesis.templates)
+
+
+# --- events between functions ----------------------------------------------------------
+
+
+def test_the_completions_function_may_only_put_events_on_the_labs_bus(
+    synthesis: Synthesis,
+) -> None:
+    from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED, SOURCE
+
+    template = synthesis.templates[API]
+    bus = logical_id(synthesis.lab.api.events.bus)
+    completions = policies_of_role(template, function_role(synthesis, "completions"))
+    event_rights = [s for s in completions if any(a.startswith("events:") for a in actions([s]))]
+    assert [(actions([s]), s["Resource"]) for s in event_rights] == [
+        ({"events:PutEvents"}, {"Fn::GetAtt": [bus, "Arn"]})
+    ]
+    environment = function_environment(synthesis, API, synthesis.lab.api.functions["completions"])
+    assert environment["ANNOTRAIN_EVENT_BUS"] == {"Ref": bus}
+    # Nobody else puts events: the jobs function is told, it does not tell.
+    for stack, stack_template in synthesis.templates.items():
+        for resource in stack_template["Resources"].values():
+            if resource["Type"] != "AWS::IAM::Policy":
+                continue
+            if "events:PutEvents" in actions(resource["Properties"]["PolicyDocument"]["Statement"]):
+                roles = [r["Ref"] for r in resource["Properties"]["Roles"]]
+                assert (stack, roles) == (API, [function_role(synthesis, "completions")])
+    rule = template["Resources"][logical_id(synthesis.lab.api.events.rule)]["Properties"]
+    assert rule["EventPattern"] == {"source": [SOURCE], "detail-type": [COMPLETION_SUBMITTED]}
+
+
+def test_submitted_completions_reach_the_jobs_function_with_a_dead_letter_queue(
+    synthesis: Synthesis,
+) -> None:
+    template = synthesis.templates[API]
+    lab_events = synthesis.lab.api.events
+    jobs = logical_id(synthesis.lab.api.functions["jobs"])
+    queue = logical_id(lab_events.dead_letter_queue)
+    rule = template["Resources"][logical_id(lab_events.rule)]["Properties"]
+    assert rule["EventBusName"] == {"Ref": logical_id(lab_events.bus)}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [jobs, "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    (invoke_config,) = synthesis.resources(API, "AWS::Lambda::EventInvokeConfig").values()
+    properties = invoke_config["Properties"]
+    assert properties["FunctionName"] == {"Ref": jobs}
+    assert properties["DestinationConfig"]["OnFailure"] == {
+        "Destination": {"Fn::GetAtt": [queue, "Arn"]}
+    }
+    permissions = [
+        p["Properties"]
+        for p in synthesis.resources(API, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    assert [(p["FunctionName"], p["SourceArn"]) for p in permissions] == [
+        ({"Fn::GetAtt": [jobs, "Arn"]}, {"Fn::GetAtt": [logical_id(lab_events.rule), "Arn"]})
+    ]

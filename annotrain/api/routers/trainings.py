@@ -36,9 +36,13 @@ TrainingId = Annotated[str, Path(min_length=1, max_length=128, description="the 
 
 
 def lab_has_gpu(settings: Settings, probe: GpuProbe) -> bool:
-    """Whether a run may ask for the GPU: ``useGPU`` on, and AWS Batch's GPU queue or a
-    GPU on this node."""
-    return settings.use_gpu and (settings.mode == Mode.SERVERLESS or probe())
+    """Whether a run may ask for the GPU: ``useGPU`` on, and the stack named a GPU queue
+    (serverless) or this node has a GPU."""
+    if not settings.use_gpu:
+        return False
+    if settings.mode == Mode.SERVERLESS:
+        return bool(settings.gpu_queue)
+    return probe()
 
 
 def training_request(body: TrainingCreate) -> trainings.TrainingRequest:
