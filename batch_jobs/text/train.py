@@ -87,7 +87,8 @@ class TrainedModel:
         directory: Its artifact folder.
         metrics: Scores on the test part (see :mod:`batch_jobs.text.evaluate`),
             plus ``evaluated_on``, ``counts`` and ``best_epoch``.
-        history: Per epoch: ``epoch``, ``loss``, ``val_score``, ``seconds``.
+        history: Per epoch: ``epoch``, ``step`` (steps done), ``loss``, ``val_score``,
+            ``seconds`` (since training began).
         plots: PNG files: the learning curve and any confusion matrices.
     """
 
@@ -190,20 +191,18 @@ def train_snapshot(
             percent = 100.0 * (index + min(1.0, share)) / len(plans)
             on_progress(_with_percent(progress, percent))
 
-        trained.append(
-            _train_one(
-                plan,
-                snapshot,
-                encoder,
-                params,
-                target_device,
-                out_dir,
-                options,
-                log,
-                report,
-                should_stop,
-            )
-        )
+        model = _train_one(
+            plan, snapshot, encoder, params, target_device, out_dir, options, log, report,
+            should_stop,
+        )  # fmt: skip
+        trained.append(model)
+        name = f"{plan.spec.kind}:{plan.spec.name}"
+        last = model.history[-1]
+        on_progress(TrainingProgress(
+            round(100.0 * (index + 1) / len(plans), 2), int(last["epoch"]), int(last["step"]),
+            int(last["step"]), float(last["loss"]), name,
+            f"{name}: saved ({_summary(model.metrics)})",
+        ))  # fmt: skip
     return trained
 
 
@@ -513,7 +512,7 @@ def fit(
         model.train()
         mean_loss = epoch_loss / max(1, steps_per_epoch)
         history.append({
-            "epoch": epoch, "loss": mean_loss, "val_score": score,
+            "epoch": epoch, "step": step, "loss": mean_loss, "val_score": score,
             "seconds": round(time.monotonic() - started, 3),
         })  # fmt: skip
         message = f"{model_name}: epoch {epoch} done, loss {mean_loss:.4f}, validation {score:.4f}"
