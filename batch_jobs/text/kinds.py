@@ -158,7 +158,10 @@ class NerHandler(KindHandler[NerDocument]):
         self, logits: Sequence[torch.Tensor], encoded: Encoded, records: Sequence[NerDocument]
     ) -> list[WordTags]:
         tags = self.model_labels
-        probabilities = [row.softmax(-1) for row in logits]
+        # One softmax and one max per window, then plain lists: no tensor op per word.
+        best = [row.softmax(-1).max(-1) for row in logits]
+        top_scores = [b.values.tolist() for b in best]
+        top_tags = [b.indices.tolist() for b in best]
         out = []
         for document in encoded.documents:
             word_tags: list[str] = []
@@ -170,9 +173,9 @@ class NerHandler(KindHandler[NerDocument]):
                     word_tags.append("O" if previous == "O" else "I-" + previous[2:])
                     scores.append(scores[-1] if scores else 1.0)
                     continue
-                best, index = probabilities[position[0]][position[1]].max(-1)
-                word_tags.append(tags[int(index)])
-                scores.append(float(best))
+                feature, token = position
+                word_tags.append(tags[top_tags[feature][token]])
+                scores.append(top_scores[feature][token])
             out.append(WordTags(word_tags, scores))
         return out
 

@@ -453,13 +453,10 @@ def fit(
     lengths = [len(f.input_ids) for f in features]
     steps_per_epoch = -(-len(features) // params.batch_size)
     total_steps = steps_per_epoch * params.epochs
-    # One fused kernel on CUDA; on CPU, foreach (one op per parameter group) is several
-    # times faster than the per-tensor default for models with many small tensors.
-    cuda = device.type == "cuda"
+    # The fused kernel (CPU and CUDA): one pass over each parameter group per step.
     optimizer = torch.optim.AdamW(
-        _parameter_groups(model, params.decay), lr=params.learning_rate,
-        fused=True if cuda else None, foreach=None if cuda else True,
-    )  # fmt: skip
+        _parameter_groups(model, params.decay), lr=params.learning_rate, fused=True
+    )
     warmup = max(1, int(total_steps * WARMUP_SHARE))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
