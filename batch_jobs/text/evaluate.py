@@ -146,7 +146,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_learning_curve(history: Sequence[Mapping[str, float]], path: Path, title: str) -> Path:
+def plot_learning_curve(history: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path:
     """Training loss and validation score per epoch, as a PNG."""
     plt = _pyplot()
     figure, loss_axis = plt.subplots(figsize=(6, 4))
@@ -155,8 +155,9 @@ def plot_learning_curve(history: Sequence[Mapping[str, float]], path: Path, titl
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("training loss")
     score_axis = loss_axis.twinx()
+    scored = [h for h in history if h.get("val_score") is not None]
     score_axis.plot(
-        epochs, [h["val_score"] for h in history], "s-", color="tab:blue", label="val F1"
+        [h["epoch"] for h in scored], [h["val_score"] for h in scored], "s-", color="tab:blue"
     )
     score_axis.set_ylabel("validation F1")
     score_axis.set_ylim(0, 1)

@@ -87,8 +87,8 @@ class TrainedModel:
         directory: Its artifact folder.
         metrics: Scores on the test part (see :mod:`batch_jobs.text.evaluate`),
             plus ``evaluated_on``, ``counts`` and ``best_epoch``.
-        history: Per epoch: ``epoch``, ``step`` (steps done), ``loss``, ``val_score``,
-            ``seconds`` (since training began).
+        history: Per epoch: ``epoch``, ``step`` (steps done), ``loss``, ``val_score``
+            (None without validation data), ``seconds`` (since training began).
         plots: PNG files: the learning curve and any confusion matrices.
     """
 
@@ -509,7 +509,8 @@ def fit(
         model.train()
         mean_loss = epoch_loss / max(1, steps_per_epoch)
         history.append({
-            "epoch": epoch, "step": step, "loss": mean_loss, "val_score": score,
+            "epoch": epoch, "step": step, "loss": mean_loss,
+            "val_score": None if score != score else score,  # JSON has no NaN
             "seconds": round(time.monotonic() - started, 3),
         })  # fmt: skip
         message = f"{model_name}: epoch {epoch} done, loss {mean_loss:.4f}, validation {score:.4f}"

@@ -38,7 +38,7 @@ def test_mixed_project_trains_every_text_model_in_one_run(trained: dict[str, Any
         assert set(model.metrics["per_label"]) == set(model.spec.labels)
         assert {"precision", "recall", "f1", "support"} <= set(model.metrics["micro"])
         assert [h["epoch"] for h in model.history] == list(range(1, len(model.history) + 1))
-        json.dumps(model.metrics)
+        json.dumps([model.metrics, model.history], allow_nan=False)
 
 
 def test_classifiers_and_assertion_report_confusion_matrices(trained: dict[str, Any]) -> None:
@@ -156,3 +156,23 @@ def test_visual_ner_models_are_left_to_their_own_job(
         models = train_snapshot(snapshot, tmp_path, options=tiny_options)
     assert [m.spec.name for m in models] == ["priority"]
     assert "not a text model" in caplog.text
+
+
+def test_without_validation_data_the_last_epoch_is_kept_and_json_stays_strict(
+    tmp_path: Path, tiny_options: Any
+) -> None:
+    from dataclasses import replace
+
+    from text_projects import fast_params
+
+    from batch_jobs.text import train_snapshot
+
+    snapshot = mixed_snapshot(train=20, test=4, kinds=("classification",),
+                              params=fast_params(epochs=2))  # fmt: skip
+    options = replace(tiny_options, validation_share=0.0, min_examples_per_label=1)
+    models = train_snapshot(snapshot, tmp_path, options=options)
+    for model in models:
+        assert [h["val_score"] for h in model.history] == [None, None]
+        assert model.metrics["best_epoch"] == 2
+        json.loads((model.directory / "annotrain.json").read_text())
+        json.dumps([model.metrics, model.history], allow_nan=False)
