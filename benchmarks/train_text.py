@@ -33,7 +33,10 @@ run that proves the table works: so little data makes few steps, so its F1s say
 little (``--batch-size 8`` gives ours as many steps per epoch as the Trainer).
 Without it, the full NCBI training takes ~15 minutes per Trainer run on 2 quiet
 cores. Timings on a shared machine swing
-2-4x: compare within one run.
+2-4x: compare within one run. Threads default to 1: on 2 cores shared with
+other torch processes, 2 OpenMP threads per process made the same training ~6x
+slower than 1 (measured here, ours and the Trainer alike), and such stalls land
+on whichever run is under way.
 """
 
 from __future__ import annotations
@@ -291,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="batch size of ours")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="peak lr of ours")
     parser.add_argument("--tasks", default="ner,assertion,classification")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (0: torch's default, all cores)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING)
