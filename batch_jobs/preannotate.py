@@ -20,6 +20,7 @@ from typing import Any
 from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import AnnotrainError
 from annotrain.domain.labelstudio import parse_tasks
+from annotrain.domain.records import Run
 from annotrain.domain.tasks import Prediction, Task
 from annotrain.ports import PredictorLoader, Store, TaskQuery
 from batch_jobs.job_io import RunLogger, ThrottledProgress, download_folder, full_store
@@ -75,9 +76,14 @@ def preannotate(
             store.add_predictions(run.project_id, checked)
             done += len(batch)
             progress({"percent": 100 * done / max(total, 1), "tasks": done})
-            context.update_run(lambda r, n=done: replace(r, metrics={**r.metrics, "predicted": n}))
+            context.update_run(_predicted(done))
         progress.flush()
         log.info("done: %d task(s) pre-annotated", done)
+
+
+def _predicted(count: int) -> Callable[[Run], Run]:
+    """A run change recording how many tasks have their prediction."""
+    return lambda run: replace(run, metrics={**run.metrics, "predicted": count})
 
 
 def _checked(task: Task, prediction: Any, schema: Any) -> Prediction:

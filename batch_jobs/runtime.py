@@ -122,7 +122,7 @@ def open_store(environ: Mapping[str, str]) -> RunStore:
     if table := environ.get("ANNOTRAIN_TABLE"):
         from annotrain.adapters.dynamodb import DynamoDbStore
 
-        bucket = environ.get("ANNOTRAIN_OVERFLOW_BUCKET")
+        bucket = environ.get("ANNOTRAIN_OVERFLOW_BUCKET", "")
         dynamodb_store: RunStore = DynamoDbStore(table, overflow_bucket=bucket)
         return dynamodb_store
     raise JobSetupError(

@@ -142,7 +142,8 @@ class Functions:
 def flow_trainer() -> tuple[Any, Any, bool]:
     """The job's trainer and predictor loader, and whether the run may ask for the GPU.
 
-    The real model code when this checkout has it (a GPU run only where CUDA is);
+    The real model code when this checkout has it (on a tiny encoder; a GPU run only
+    where CUDA is);
     else the fake, which writes real model folders and metrics and "trains" on any
     device, so the run goes to the GPU queue.
     """
@@ -151,9 +152,15 @@ def flow_trainer() -> tuple[Any, Any, bool]:
     if any(importlib.util.find_spec(name) is not None for name in TRAINER_MODULES):
         import torch
 
-        from batch_jobs.train import default_loader, default_trainer
+        from batch_jobs.text.model import tiny_encoder
+        from batch_jobs.text.train import TrainOptions, train_snapshot
+        from batch_jobs.train import default_loader
 
-        return default_trainer, default_loader, torch.cuda.is_available()
+        # The real model code on a tiny encoder, and without the production minimum of
+        # 40 examples per label: the sample project has a handful.
+        options = TrainOptions(min_examples_per_label=1, encoder=tiny_encoder())
+        trainer = functools.partial(train_snapshot, options=options)
+        return (lambda: trainer), default_loader, torch.cuda.is_available()
     from fake_ml import FakeLoader, FakeTrainer
 
     trainer = FakeTrainer()
