@@ -35,6 +35,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         servers,
         system,
         tasks,
+        training_scripts,
         trainings,
     )
 
@@ -42,7 +43,8 @@ def all_routers() -> tuple[APIRouter, ...]:
         system.router, projects.router, members.router, tasks.router, imports.router,
         exports.router,
         completions.router,
-        trainings.router, models.router, preannotations.router, servers.router,
+        trainings.router, training_scripts.router, models.router, preannotations.router,
+        servers.router,
         licenses.router, backups.router,
     )  # fmt: skip
 
@@ -140,6 +142,7 @@ def _in_process_events(app: FastAPI, settings: Settings) -> InProcessEvents:
             app.state.runner,
             app.state.clock,
             gpu_available=lambda: lab_has_gpu(settings),
+            allow_custom_scripts=settings.allow_custom_scripts,
         )(event)
 
     events.subscribe(trigger)

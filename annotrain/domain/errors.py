@@ -231,3 +231,13 @@ class RunStateError(AnnotrainError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id!r} is {status} already: {action} is not possible")
+
+
+class CustomScriptsDisabledError(AnnotrainError):
+    """The lab does not run custom training scripts (an admin has not turned them on)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            f"{action}: custom training scripts are off in this lab; an admin turns them on "
+            "with ANNOTRAIN_ALLOW_CUSTOM_SCRIPTS=true (in the API's and the jobs' environment)"
+        )

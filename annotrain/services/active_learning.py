@@ -79,6 +79,7 @@ class ActiveLearningTrigger:
         runner: Runs the training job.
         clock: The time.
         gpu_available: Whether a run asking for the GPU can have one.
+        allow_custom_scripts: Whether the lab runs projects' training scripts.
     """
 
     def __init__(
@@ -89,12 +90,14 @@ class ActiveLearningTrigger:
         clock: Clock,
         *,
         gpu_available: Callable[[], bool],
+        allow_custom_scripts: bool = False,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._runner = runner
         self._clock = clock
         self._gpu_available = gpu_available
+        self._allow_custom_scripts = allow_custom_scripts
 
     def __call__(self, event: CompletionSubmitted) -> Run | None:
         """Count the submit; at the threshold, start a training (returned), else None."""
@@ -126,6 +129,7 @@ class ActiveLearningTrigger:
                 self._store, self._blobs, self._runner, self._clock, project, request,
                 created_by=str(state.get("by") or project.created_by),
                 source=Source.ACTIVE_LEARNING, gpu_available=self._gpu_available(),
+                allow_custom_scripts=self._allow_custom_scripts,
             )  # fmt: skip
         except AnnotrainError as exc:
             # Nobody waits on this request: the project keeps why, for the next reader.

@@ -57,6 +57,7 @@ from annotrain.ports import (
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
 from annotrain.services.projects import check_language, language_of
 from annotrain.services.run_lifecycle import mark_finished
+from annotrain.services.training_scripts import pin_to_run
 
 #: The kinds a text training request may name.
 TEXT_KINDS = (ModelKind.NER, ModelKind.ASSERTION, ModelKind.CLASSIFICATION)
@@ -338,6 +339,7 @@ def start_training(
     request: TrainingRequest,
     *,
     gpu_available: bool,
+    allow_custom_scripts: bool = False,
 ) -> Run:
     """Start a training of a project's models (Owner, Manager, admin).
 
@@ -349,11 +351,14 @@ def start_training(
             :func:`prepare_training`); nothing is written.
         JobRunnerUnavailableError: The app has no job runner; nothing is written.
         JobSubmitError: The runner did not take the job; the run is marked failed.
+        CustomScriptsDisabledError: The project has a training script and the lab
+            does not allow custom scripts; nothing is written.
     """
     project = authorize(store, principal, project_id, MANAGERS, "starting a training")
     return submit_training(
         store, blobs, runner, clock, project, request,
         created_by=principal.name, source=Source.MANUAL, gpu_available=gpu_available,
+        allow_custom_scripts=allow_custom_scripts,
     )  # fmt: skip
 
 
@@ -368,8 +373,12 @@ def submit_training(
     created_by: str,
     source: Source,
     gpu_available: bool,
+    allow_custom_scripts: bool = False,
 ) -> Run:
     """Check, write the snapshot and the run, submit the job (roles already checked).
+
+    A project with a training script has it copied to the run's folder, and the
+    job trains the run's NER model with it (``params["custom_script"]``).
 
     Raises:
         See :func:`start_training`.
@@ -378,6 +387,12 @@ def submit_training(
     prepared = prepare_training(store, project, request, run_id=run_id, gpu_available=gpu_available)
     if runner is None:
         raise JobRunnerUnavailableError("start a training")
+    ner_models = [s.name for s in prepared.snapshot.models if s.kind is ModelKind.NER]
+    custom_script = (
+        pin_to_run(blobs, project.id, run_id, allowed=allow_custom_scripts, model_names=ner_models)
+        if ner_models
+        else None
+    )
     dataset_key = snapshot_key(run_id)
     blobs.put(
         dataset_key, io.BytesIO(prepared.snapshot.to_bytes()), content_type="application/json"
@@ -403,6 +418,7 @@ def submit_training(
             ],
             "deploy": request.deploy,
             "data": dict(prepared.data),
+            **({"custom_script": custom_script} if custom_script else {}),
         },
         logs_key=log_key(run_id),
         dataset_key=dataset_key,
@@ -412,6 +428,8 @@ def submit_training(
     except BaseException:
         # A snapshot no run points at would never be read or cleaned: take it back.
         blobs.delete(dataset_key)
+        if custom_script:
+            blobs.delete(str(custom_script["key"]))
         raise
     _submit(store, runner, clock, JobSpec(JobKind.TRAIN, run_id, request.use_gpu))
     return store.get_run(run_id)

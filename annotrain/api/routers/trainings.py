@@ -66,7 +66,7 @@ def start_training(
     request = training_request(body)
     run = trainings.start_training(
         store, blobs, runner, user, clock, project_id, request,
-        gpu_available=lab_has_gpu(settings),
+        gpu_available=lab_has_gpu(settings), allow_custom_scripts=settings.allow_custom_scripts,
     )  # fmt: skip
     if body.active_learning is not None:
         authorize(store, user, project_id, MANAGERS, "turning active learning on or off")
