@@ -27,9 +27,10 @@ Shared rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -82,6 +83,18 @@ class TaskQuery:
     tags: frozenset[str] = frozenset()
     has_completions: bool | None = None
     has_predictions: bool | None = None
+
+
+class TaskOrder(StrEnum):
+    """How a numbered task listing is ordered.
+
+    ``uncertainty`` (active learning) puts the tasks whose latest prediction (the
+    one with the highest id) has the lowest task score first; tasks without a
+    prediction, or whose latest one has no score, come last; ties by task id.
+    """
+
+    ID = "id"
+    UNCERTAINTY = "uncertainty"
 
 
 class ProjectStore(Protocol):
@@ -193,6 +206,28 @@ class TaskStore(Protocol):
         """Store predictions, each for the task whose id it comes with, all or none."""
         ...
 
+    def replace_predictions(
+        self,
+        project_id: int,
+        predictions: Sequence[tuple[int, Prediction]],
+        *,
+        models: Collection[str],
+    ) -> None:
+        """Store one prediction per task by ``models``, replacing those models' earlier ones.
+
+        What pre-annotation writes: each task named loses the predictions an earlier
+        call stored for any of ``models`` (registry names) and gains the one given,
+        in one step per task (never both, never neither). Predictions stored
+        otherwise (imported with the task, :meth:`add_predictions`) stay. SQLite
+        writes the whole batch in one transaction; DynamoDB one transaction per up to
+        100 operations (see the adapter).
+
+        Raises:
+            InvalidRequestError: ``models`` empty or a name with a comma; a task named twice.
+            NotFoundError: A task is not in the project (checked before anything is written).
+        """
+        ...
+
 
 @runtime_checkable
 class TaskCounting(Protocol):
@@ -217,6 +252,27 @@ class TaskCounting(Protocol):
         limit: int = 100,
     ) -> list[Task]:
         """Matching tasks in id order from the ``offset``-th, whole."""
+        ...
+
+
+@runtime_checkable
+class UncertaintyOrdering(Protocol):
+    """Optional, beside :class:`TaskStore`: a page of tasks most-uncertain-first in one query.
+
+    The order is :attr:`TaskOrder.UNCERTAINTY`'s. Implemented by the SQLite store
+    (an index over each task's latest score); a store without it is served by
+    walking :meth:`TaskStore.iter_tasks` (see ``annotrain.services.tasks``).
+    """
+
+    def list_tasks_by_uncertainty(
+        self,
+        project_id: int,
+        query: TaskQuery | None = None,
+        *,
+        offset: int,
+        limit: int = 100,
+    ) -> list[Task]:
+        """Matching tasks, lowest latest score first, from the ``offset``-th, whole."""
         ...
 
 

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         event_bus: The EventBridge bus the completions function publishes submitted
             completions to (serverless; the jobs function's rule on it starts
             active-learning trainings).
+        allow_custom_scripts: Whether project Owners may upload a training script that
+            the train job runs for NER (off unless an admin turns it on: the script
+            runs with the job's rights over its own run's files; see docs/jobs.md).
+            The API checks it on upload and training start, the job again before it
+            runs a script: set it in both environments.
+        max_training_script_bytes: The largest training script an upload takes.
+        custom_script_timeout_seconds: How long the job lets a training script run.
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -100,6 +107,9 @@ class Settings(BaseSettings):
     gpu_job_definition_train: str = ""
     gpu_job_definition_preannotate: str = ""
     event_bus: str = ""
+    allow_custom_scripts: bool = False
+    max_training_script_bytes: int = Field(default=256 * 1024, gt=0)
+    custom_script_timeout_seconds: float = Field(default=6 * 3600, gt=0)
 
     @property
     def blob_dir(self) -> Path:

@@ -5,8 +5,11 @@ temporary folder, loads them together (``batch_jobs.text``'s ``load_models``,
 resolved when the job runs) and predicts the tasks in batches: every task without a
 submitted completion, or the tasks the run names. Each prediction is checked
 against the project's labeling config as an import is, and stored with its
-``model_version``, task score and per-item scores; a batch is stored whole or not
-at all. Progress is written every few seconds; a cancel stops it between batches.
+``model_version``, task score and per-item scores, in place of the prediction an
+earlier run made with any of the same models (by registry name): a task keeps one
+prediction per model, and predictions imported with the tasks stay. A batch is
+stored whole or not at all (on DynamoDB: each task whole). Progress is written
+every few seconds; a cancel stops it between batches.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def preannotate(
     if not models:
         raise AnnotrainError(f"run {run.id} names no model to predict with")
     task_ids = run.params.get("task_ids")
+    names = sorted({str(model["name"]) for model in models})
     project = store.get_project(run.project_id)
     schema = parse_labeling_config(project.label_config)
     with RunLogger(blobs, run) as run_log, tempfile.TemporaryDirectory(dir=work_dir) as tmp:
@@ -73,7 +77,7 @@ def preannotate(
                 (int(task.id or 0), _checked(task, p, schema))
                 for task, p in zip(batch, predictions, strict=True)
             ]
-            store.add_predictions(run.project_id, checked)
+            store.replace_predictions(run.project_id, checked, models=names)
             done += len(batch)
             progress({"percent": 100 * done / max(total, 1), "tasks": done})
             context.update_run(_predicted(done))

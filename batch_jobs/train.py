@@ -15,6 +15,7 @@ whole files; a failure leaves no half-registered model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from annotrain.domain.errors import AnnotrainError
+from annotrain.domain.errors import AnnotrainError, CustomScriptsDisabledError
 from annotrain.domain.records import ModelEntry, Run
 from annotrain.domain.scoring import micro_f1
 from annotrain.domain.snapshot import Part, TrainingSnapshot
+from annotrain.domain.training_plan import ModelKind, ModelSpec
 from annotrain.ports import (
     BlobStore,
     PredictorLoader,
@@ -36,6 +38,8 @@ from annotrain.ports import (
 )
 from annotrain.services.models import deploy_into, deployed_models
 from annotrain.services.trainings import Source, registry_name, run_source
+from annotrain.settings import get_settings
+from batch_jobs.custom_script import run_training_script
 from batch_jobs.job_io import (
     PREDICTOR_MODULES,
     TRAINER_MODULES,
@@ -78,6 +82,8 @@ def train(
     trainer: Callable[[], Trainer] = default_trainer,
     loader: Callable[[], PredictorLoader] = default_loader,
     work_dir: Path | None = None,
+    allow_custom_scripts: Callable[[], bool] = lambda: get_settings().allow_custom_scripts,
+    script_timeout_s: Callable[[], float] = lambda: get_settings().custom_script_timeout_seconds,
 ) -> None:
     """Train the run's models (the job's work; see the module docstring).
 
@@ -87,6 +93,9 @@ def train(
         loader: Returns the predictor loader (active learning compares the
             deployed model on this run's test split).
         work_dir: Where the models are written before upload (a temporary folder).
+        allow_custom_scripts: Whether this lab runs custom training scripts (the
+            job's ``ANNOTRAIN_ALLOW_CUSTOM_SCRIPTS``); a run that has one fails when not.
+        script_timeout_s: How long a custom script may run.
 
     Raises:
         AnnotrainError: What went wrong, in words for the run's failure reason.
@@ -107,14 +116,24 @@ def train(
             progress(_progress_point(point))
 
         device = "cuda" if snapshot.use_gpu else "cpu"
-        models = trainer()(
-            snapshot,
-            Path(tmp) / "models",
-            device=device,
-            on_progress=on_progress,
-            log=log,
-            should_stop=context.stop_requested.is_set,
-        )
+        scripted, rest = _custom_script_models(run, snapshot, allow_custom_scripts)
+        models: list[TrainedModel] = []
+        if rest:
+            models += trainer()(
+                replace(snapshot, models=rest),
+                Path(tmp) / "models",
+                device=device,
+                on_progress=on_progress,
+                log=log,
+                should_stop=context.stop_requested.is_set,
+            )
+        for spec in scripted:
+            if context.stop_requested.is_set():
+                break
+            models.append(
+                _run_script(blobs, run, snapshot, spec, Path(tmp) / "script" / spec.name, log,
+                            context, script_timeout_s())
+            )  # fmt: skip
         progress.flush()
         if context.stop_requested.is_set():
             # The run is cancelled already (whoever asked marked it): leave it so.
@@ -136,6 +155,47 @@ def train(
             )
         )
         log.info("done: %d model(s) registered", len(registered))
+
+
+def _custom_script_models(
+    run: Run, snapshot: TrainingSnapshot, allowed: Callable[[], bool]
+) -> tuple[tuple[ModelSpec, ...], tuple[ModelSpec, ...]]:
+    """The models the run's custom script trains, and those the default trainer does."""
+    pinned = run.params.get("custom_script")
+    if not pinned:
+        return (), snapshot.models
+    if not allowed():
+        raise CustomScriptsDisabledError("running this run's custom training script")
+    names = set(pinned.get("models") or ())
+    scripted = tuple(s for s in snapshot.models if s.kind is ModelKind.NER and s.name in names)
+    return scripted, tuple(s for s in snapshot.models if s not in scripted)
+
+
+def _run_script(
+    blobs: BlobStore,
+    run: Run,
+    snapshot: TrainingSnapshot,
+    spec: ModelSpec,
+    work_dir: Path,
+    log: logging.Logger,
+    context: JobContext,
+    timeout_s: float,
+) -> TrainedModel:
+    pinned = run.params["custom_script"]
+    work_dir.mkdir(parents=True)
+    script = work_dir.parent / f"{spec.name}.py"
+    with blobs.open(str(pinned["key"])) as stream:
+        content = stream.read()
+    if hashlib.sha256(content).hexdigest() != pinned.get("sha256"):
+        raise AnnotrainError(
+            f"the run's training script ({pinned['key']}) is not the one the run recorded: "
+            "start the training again"
+        )
+    script.write_bytes(content)
+    return run_training_script(
+        script, snapshot, spec, work_dir,
+        timeout_s=timeout_s, log=log, should_stop=context.stop_requested.is_set,
+    )  # fmt: skip
 
 
 def _log_plan(log: logging.Logger, run: Run, snapshot: TrainingSnapshot) -> None:

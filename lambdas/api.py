@@ -54,10 +54,20 @@ def _completions_routers() -> list[APIRouter]:
 
 
 def _jobs_routers() -> list[APIRouter]:
-    from annotrain.api.routers import models, ocr, preannotations, servers, trainings
+    from annotrain.api.routers import (
+        models,
+        ocr,
+        preannotations,
+        servers,
+        training_scripts,
+        trainings,
+    )
 
     # The uploads that start OCR are here too: only this group may submit jobs.
-    return [trainings.router, models.router, preannotations.router, ocr.router, servers.router]
+    return [
+        trainings.router, training_scripts.router, models.router, preannotations.router,
+        ocr.router, servers.router,
+    ]  # fmt: skip
 
 
 def _system_routers() -> list[APIRouter]:

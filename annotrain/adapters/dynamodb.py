@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -63,6 +63,7 @@ from annotrain.domain.tasks import (
     ReviewVerdict,
     Role,
     Task,
+    check_prediction_models,
 )
 from annotrain.domain.training_plan import ModelKind
 from annotrain.ports import MAX_PAGE_SIZE, Page, TaskQuery
@@ -1709,6 +1710,109 @@ class DynamoDbStore:
         except Exception:
             self._delete_objects(written)
             raise
+
+    def replace_predictions(
+        self,
+        project_id: int,
+        predictions: Sequence[tuple[int, Prediction]],
+        *,
+        models: Collection[str],
+    ) -> None:
+        """Store each task's prediction by ``models`` in place of those models' earlier ones.
+
+        Prediction items carry the model names in a ``models`` attribute (outside the
+        body, so no overflow object is read to find them). Per task: one Query of its
+        predictions' keys, then one TransactWriteItems with the check that the task
+        exists, the deletes of the predictions sharing a model and the put of the new
+        one: a reader sees the old prediction or the new one, never both or neither.
+        Tasks are packed into transactions of up to 100 operations; a batch needing
+        more than one is not all-or-none across transactions (each task still is),
+        and a failure leaves the tasks of committed transactions replaced.
+
+        Raises:
+            InvalidRequestError: No model named, a comma in a name, a task named twice.
+            NotFoundError: A task is not in the project (checked before any write).
+        """
+        names = check_prediction_models(models, predictions)
+        if not predictions:
+            self._require_project(project_id)
+            return
+        pk = _project_pk(project_id)
+        task_ids = [task_id for task_id, _ in predictions]
+        present = {
+            item["SK"]["S"]
+            for item in self._batch_get([_key(pk, _task_sk(t)) for t in task_ids], "SK")
+        }
+        for task_id in task_ids:
+            if _task_sk(task_id) not in present:
+                raise NotFoundError("task", task_id)
+        _, _, prediction_id = self._reserve_ids(project_id, predictions=len(predictions))
+        models_attribute = {"SS": sorted(names)}
+        pending: list[tuple[int, list[Item], list[Item]]] = []
+        written: list[str] = []
+        try:
+            for offset, (task_id, prediction) in enumerate(predictions):
+                sk = _prediction_sk(task_id, prediction_id + offset)
+                stored = replace(prediction, id=prediction_id + offset)
+                body = self._body_attributes(pk, sk, _prediction_body(stored), written)
+                item = {**_key(pk, sk), **body, "models": models_attribute}
+                stale = [
+                    old
+                    for old in self._task_predictions(pk, task_id)
+                    if names & set(old.get("models", {}).get("SS", ()))
+                ]
+                pending.append((task_id, [item], stale))
+            self._replace_in_transactions(pk, pending)
+        except Exception:
+            self._delete_objects(written)
+            raise
+
+    def _task_predictions(self, pk: str, task_id: int) -> list[Item]:
+        """The keys, model names and overflow keys of a task's predictions."""
+        return list(
+            self._query_items(
+                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+                ExpressionAttributeNames={"#pk": "PK", "#sk": "SK", "#m": "models",
+                                          "#s3": "body_s3"},
+                ExpressionAttributeValues={":pk": _s(pk),
+                                           ":prefix": _s(f"{_task_sk(task_id)}#P#")},
+                ProjectionExpression="#pk, #sk, #m, #s3",
+                ConsistentRead=True,
+            )
+        )  # fmt: skip
+
+    def _replace_in_transactions(
+        self, pk: str, pending: Sequence[tuple[int, list[Item], list[Item]]]
+    ) -> None:
+        """Write each task's (new items, stale items) whole, packing tasks into transactions."""
+        operations: list[Item] = []
+        size = 0
+        removed: list[Item] = []
+
+        def commit() -> None:
+            codes = self._transact(operations)
+            for code, operation in zip(codes, operations, strict=False):
+                if code == "ConditionalCheckFailed" and "ConditionCheck" in operation:
+                    task_sk = operation["ConditionCheck"]["Key"]["SK"]["S"]
+                    raise NotFoundError("task", _parse_task_sk(task_sk)[0])
+            if codes:
+                raise AssertionError(f"a new prediction's key was taken: {codes}")
+
+        for task_id, items, stale in pending:
+            task_ops = [{"ConditionCheck": self._exists(pk, _task_sk(task_id))}]
+            task_ops += [{"Delete": {"Key": _key_of(old)}} for old in stale]
+            task_ops += [{"Put": {"Item": item}} for item in items]
+            task_size = sum(_approximate_size(item) for item in items)
+            too_many = len(operations) + len(task_ops) > _TRANSACTION_MAX_ITEMS
+            if operations and (too_many or size + task_size > _TRANSACTION_MAX_BYTES):
+                commit()
+                operations, size = [], 0
+            operations += task_ops
+            size += task_size
+            removed += stale
+        if operations:
+            commit()
+        self._delete_objects(_overflow_keys(removed))
 
     # --- RunStore ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -64,6 +64,7 @@ from annotrain.domain.tasks import (
     ReviewVerdict,
     Role,
     Task,
+    check_prediction_models,
 )
 from annotrain.domain.training_plan import ModelKind
 from annotrain.ports import MAX_PAGE_SIZE, Page, TaskQuery
@@ -403,6 +404,17 @@ _SELECT_PREDICTIONS = "SELECT id, task_id, result, model_version, score, extra F
 _INSERT_PREDICTION = (
     "INSERT INTO predictions (id, task_id, result, model_version, score, extra) "
     "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MODEL_PREDICTION = (
+    "INSERT INTO predictions (task_id, result, model_version, score, extra, models) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+#: Where the task score sits in :func:`_prediction_columns`.
+_SCORE_COLUMN = 2
+#: A task's ``latest_score``: the score of its prediction with the highest id.
+_REFRESH_PREDICTED = (
+    "UPDATE tasks SET has_predictions = 1, latest_score = (SELECT score FROM predictions "
+    "WHERE predictions.task_id = tasks.id ORDER BY id DESC LIMIT 1) WHERE id = ?"
 )
 
 
@@ -1085,10 +1097,11 @@ class SqliteStore:
             # Rows are generated as SQLite takes them: no second copy of the import.
             db.executemany(
                 "INSERT INTO tasks (id, project_id, data, tags, extra, has_completions, "
-                "has_predictions, revision) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                "has_predictions, latest_score, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (
                     (first.task + offset, project_id, item.data, item.tags, item.extra,
-                     item.has_completions, int(bool(item.predictions)))
+                     item.has_completions, int(bool(item.predictions)),
+                     item.predictions[-1][_SCORE_COLUMN] if item.predictions else None)
                     for offset, item in enumerate(encoded)
                 ),
             )  # fmt: skip
@@ -1277,6 +1290,32 @@ class SqliteStore:
             rows = db.execute(sql, (*params, limit, offset)).fetchall()
             return self._assemble_tasks(db, rows)
 
+    def list_tasks_by_uncertainty(
+        self,
+        project_id: int,
+        query: TaskQuery | None = None,
+        *,
+        offset: int,
+        limit: int = 100,
+    ) -> list[Task]:
+        """Matching tasks, lowest latest score first (unscored last, ties by id), whole.
+
+        Walks the ``tasks_by_uncertainty`` index in order: no sort of the project's
+        tasks, whatever their number (NotFoundError if no project).
+        """
+        limit = _page_size(limit)
+        if offset < 0:
+            raise InvalidRequestError("offset", "must be 0 or more")
+        where, params = self._task_filter(project_id, query)
+        sql = (
+            _SELECT_TASKS + " INDEXED BY tasks_by_uncertainty WHERE " + where
+            + " ORDER BY latest_score IS NULL, latest_score, id LIMIT ? OFFSET ?"
+        )  # fmt: skip
+        with self._reading() as db:
+            self._require_project(db, project_id)
+            rows = db.execute(sql, (*params, limit, offset)).fetchall()
+            return self._assemble_tasks(db, rows)
+
     @staticmethod
     def _assemble_tasks(db: sqlite3.Connection, rows: list[Row]) -> list[Task]:
         """Tasks from their rows, with completions and predictions read in one query each."""
@@ -1457,10 +1496,64 @@ class SqliteStore:
                 if missing:
                     raise NotFoundError("task", missing[0])
             db.executemany(_INSERT_PREDICTION, rows)
-            db.executemany(
-                "UPDATE tasks SET has_predictions = 1 WHERE id = ?",
-                [(task_id,) for task_id in task_ids],
-            )
+            db.executemany(_REFRESH_PREDICTED, [(task_id,) for task_id in task_ids])
+
+    def replace_predictions(
+        self,
+        project_id: int,
+        predictions: Sequence[tuple[int, Prediction]],
+        *,
+        models: Collection[str],
+    ) -> None:
+        """Store each task's prediction by ``models`` in place of those models' earlier ones.
+
+        One transaction for the whole batch: every task named loses the predictions
+        an earlier call stored for any of ``models`` and gains the one given, or
+        nothing changes. Predictions stored without models (imported, added) stay.
+
+        Raises:
+            InvalidRequestError: No model named, a model name with a comma, a task
+                named twice, or a prediction JSON cannot hold.
+            NotFoundError: One of the tasks is not in the project (nothing is changed).
+        """
+        names = check_prediction_models(models, predictions)
+        models_json = _array_json(sorted(names))
+        rows = []
+        for index, (task_id, prediction) in enumerate(predictions):
+            try:
+                rows.append((task_id, *_prediction_columns(prediction), models_json))
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(
+                    f"predictions[{index}]", f"cannot be stored: {exc}"
+                ) from exc
+        task_ids = [task_id for task_id, _ in predictions]
+        with self._writing() as db:
+            self._require_project(db, project_id)
+            stale: list[tuple[int]] = []
+            for chunk in _chunks(task_ids):
+                found = {
+                    row[0]
+                    for row in db.execute(
+                        "SELECT id FROM tasks WHERE project_id = ? "  # noqa: S608 - "?" marks only
+                        f"AND id IN ({_marks(len(chunk))})",
+                        (project_id, *chunk),
+                    )
+                }
+                missing = [task_id for task_id in chunk if task_id not in found]
+                if missing:
+                    raise NotFoundError("task", missing[0])
+                stale += [
+                    (row[0],)
+                    for row in db.execute(
+                        "SELECT id, models FROM predictions WHERE models IS NOT NULL "  # noqa: S608 - "?" marks only
+                        f"AND task_id IN ({_marks(len(chunk))})",
+                        chunk,
+                    )
+                    if names & set(_from_json(row[1]))
+                ]
+            db.executemany("DELETE FROM predictions WHERE id = ?", stale)
+            db.executemany(_INSERT_MODEL_PREDICTION, rows)
+            db.executemany(_REFRESH_PREDICTED, [(task_id,) for task_id in task_ids])
 
     @staticmethod
     def _encode_completion(completion: Completion) -> Row:

@@ -42,6 +42,7 @@ def all_routers() -> tuple[APIRouter, ...]:
         servers,
         system,
         tasks,
+        training_scripts,
         trainings,
     )
 
@@ -49,7 +50,8 @@ def all_routers() -> tuple[APIRouter, ...]:
         system.router, projects.router, members.router, tasks.router, imports.router,
         exports.router,
         completions.router,
-        trainings.router, models.router, preannotations.router, ocr.router, servers.router,
+        trainings.router, training_scripts.router, models.router, preannotations.router,
+        ocr.router, servers.router,
         licenses.router, backups.router,
     )  # fmt: skip
 
@@ -173,6 +175,7 @@ def active_learning_trigger(app: FastAPI) -> ActiveLearningTrigger:
         app.state.clock,
         gpu_available=lambda: lab_has_gpu(settings, app.state.gpu_probe),
         licensing=app.state.licensing,
+        allow_custom_scripts=settings.allow_custom_scripts,
     )
 
 

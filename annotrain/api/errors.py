@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from annotrain.domain.errors import (
     AlreadyExistsError,
     ConflictError,
+    CustomScriptsDisabledError,
     FileImportError,
     ImageCheckUnavailableError,
     InvalidRequestError,
@@ -86,7 +87,8 @@ class ErrorOut(BaseModel):
 _ERROR_DESCRIPTIONS = {
     401: "not_authenticated: no identity, or one that is not valid",
     403: "forbidden: your role does not allow this; license_scope_missing: no license "
-    "in force grants the scope this needs",
+    "in force grants the scope this needs; custom_scripts_disabled: the lab does not run "
+    "custom training scripts",
     404: "not_found: no such resource, or a project you are not a member of",
     409: "conflict: it changed since you read it (read it again, retry); "
     "already_exists: the name is taken; server_limit_reached: the license's parallel "
@@ -218,6 +220,10 @@ async def _permission_denied(request: Request, exc: Exception) -> JSONResponse:
     return error_response(403, "forbidden", str(exc))
 
 
+async def _custom_scripts_disabled(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(403, "custom_scripts_disabled", str(exc))
+
+
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return error_response(404, "not_found", str(exc))
 
@@ -318,6 +324,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotAuthenticatedError, _not_authenticated)
     app.add_exception_handler(PermissionDeniedError, _permission_denied)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(CustomScriptsDisabledError, _custom_scripts_disabled)
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(AlreadyExistsError, _already_exists)
     app.add_exception_handler(InvalidRequestError, _invalid_request)

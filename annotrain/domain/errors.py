@@ -244,3 +244,13 @@ class MeteringRefusedError(AnnotrainError):
     def __init__(self, message: str, *, retry: bool) -> None:
         self.retry = retry
         super().__init__(message)
+
+
+class CustomScriptsDisabledError(AnnotrainError):
+    """The lab does not run custom training scripts (an admin has not turned them on)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            f"{action}: custom training scripts are off in this lab; an admin turns them on "
+            "with ANNOTRAIN_ALLOW_CUSTOM_SCRIPTS=true (in the API's and the jobs' environment)"
+        )

@@ -6,10 +6,12 @@ does not interpret is kept in ``extra`` so an export gives it back unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
+
+from annotrain.domain.errors import InvalidRequestError
 
 JsonId: TypeAlias = int | str
 _EMPTY: Mapping[str, Any] = {}
@@ -166,3 +168,30 @@ class Member:
     user: str
     role: Role
     priority: int = 0
+
+
+def check_prediction_models(
+    models: Collection[str], predictions: Sequence[tuple[int, Prediction]]
+) -> frozenset[str]:
+    """What a store checks before replacing predictions by models; returns the names.
+
+    A pre-annotation run gives each task one prediction, made by one or more
+    models named by their registry names.
+
+    Raises:
+        InvalidRequestError: On ``models`` (none, an empty name, a comma in one) or
+            ``predictions`` (a task named twice).
+    """
+    names = frozenset(models)
+    if not names or any(not name or "," in name for name in names):
+        raise InvalidRequestError(
+            "models", f"name the models that made the predictions, without commas: {models!r}"
+        )
+    seen: set[int] = set()
+    for task_id, _ in predictions:
+        if task_id in seen:
+            raise InvalidRequestError(
+                "predictions", f"task {task_id} is named twice: give one prediction per task"
+            )
+        seen.add(task_id)
+    return names

@@ -81,6 +81,7 @@ class ActiveLearningTrigger:
         clock: The time.
         gpu_available: Whether a run asking for the GPU can have one.
         licensing: Admits the training (scope, server limits).
+        allow_custom_scripts: Whether the lab runs projects' training scripts.
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class ActiveLearningTrigger:
         *,
         gpu_available: Callable[[], bool],
         licensing: Licensing,
+        allow_custom_scripts: bool = False,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -99,6 +101,7 @@ class ActiveLearningTrigger:
         self._clock = clock
         self._gpu_available = gpu_available
         self._licensing = licensing
+        self._allow_custom_scripts = allow_custom_scripts
 
     def __call__(self, event: CompletionSubmitted) -> Run | None:
         """Count the submit; at the threshold, start a training (returned), else None."""
@@ -131,6 +134,7 @@ class ActiveLearningTrigger:
                 created_by=str(state.get("by") or project.created_by),
                 source=Source.ACTIVE_LEARNING, gpu_available=self._gpu_available(),
                 licensing=self._licensing,
+                allow_custom_scripts=self._allow_custom_scripts,
             )  # fmt: skip
         except AnnotrainError as exc:
             # Nobody waits on this request: the project keeps why, for the next reader.

@@ -14,8 +14,10 @@ from annotrain.ports import (
     BlobStore,
     ProjectStore,
     TaskCounting,
+    TaskOrder,
     TaskQuery,
     TaskStore,
+    UncertaintyOrdering,
 )
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
 from annotrain.services.ocr import ocr_summary
@@ -52,9 +54,11 @@ def list_tasks(
     *,
     page: int = 1,
     page_size: int = 100,
+    order: TaskOrder = TaskOrder.ID,
 ) -> tuple[list[Task], int]:
     """One numbered page of a project's tasks and their total (any member, admin).
 
+    ``order`` is task id, or most uncertain first (:class:`~annotrain.ports.TaskOrder`).
     Annotators see only their own completions in what is listed.
     """
     if page < 1:
@@ -63,7 +67,9 @@ def list_tasks(
         raise InvalidRequestError("page_size", f"must be 1 to {MAX_PAGE_SIZE}")
     authorize(store, principal, project_id, ANY_MEMBER, "listing tasks")
     offset = (page - 1) * page_size
-    if isinstance(store, TaskCounting):
+    if order is TaskOrder.UNCERTAINTY:
+        items, total = _by_uncertainty(store, project_id, query, offset, page_size)
+    elif isinstance(store, TaskCounting):
         total = store.count_tasks(project_id, query)
         items = (
             store.list_tasks_at(project_id, query, offset=offset, limit=page_size)
@@ -82,6 +88,29 @@ def list_tasks(
         if member is not None and member.role == Role.ANNOTATOR:
             items = [only_completions_by(task, principal.name) for task in items]
     return items, total
+
+
+def uncertainty_key(task: Task) -> tuple[bool, float, int]:
+    """Where a task sorts most-uncertain-first: by its latest prediction's score, unscored last."""
+    latest = max(task.predictions, key=lambda p: int(p.id or 0), default=None)
+    score = None if latest is None else latest.score
+    return (score is None, 0.0 if score is None else score, int(task.id or 0))
+
+
+def _by_uncertainty(
+    store: _Stores, project_id: int, query: TaskQuery | None, offset: int, page_size: int
+) -> tuple[list[Task], int]:
+    if isinstance(store, UncertaintyOrdering) and isinstance(store, TaskCounting):
+        total = store.count_tasks(project_id, query)
+        if offset >= total:
+            return [], total
+        page = store.list_tasks_by_uncertainty(project_id, query, offset=offset, limit=page_size)
+        return page, total
+    # Stores without the index (DynamoDB): one walk keeping each task's key, then the
+    # page's tasks read again by id (correct, not fast: a scan of the project).
+    keys = sorted(uncertainty_key(task) for task in store.iter_tasks(project_id, query))
+    chosen = keys[offset : offset + page_size]
+    return [store.get_task(project_id, key[2]) for key in chosen], len(keys)
 
 
 def only_completions_by(task: Task, author: str) -> Task:

@@ -59,6 +59,7 @@ from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
 from annotrain.services.licenses import Licensing, admit_run, confirm_admission
 from annotrain.services.projects import check_language, language_of
 from annotrain.services.run_lifecycle import mark_finished
+from annotrain.services.training_scripts import pin_to_run
 
 #: The kinds a text training request may name.
 TEXT_KINDS = (ModelKind.NER, ModelKind.ASSERTION, ModelKind.CLASSIFICATION)
@@ -343,6 +344,7 @@ def start_training(
     *,
     gpu_available: bool,
     licensing: Licensing,
+    allow_custom_scripts: bool = False,
 ) -> Run:
     """Start a training of a project's models (Owner, Manager, admin).
 
@@ -358,12 +360,15 @@ def start_training(
         ServerLimitError: The license's training servers are all taken; nothing is
             written (or, lost in a race, the run is stored as failed).
         JobSubmitError: The runner did not take the job; the run is marked failed.
+        CustomScriptsDisabledError: The project has a training script and the lab
+            does not allow custom scripts; nothing is written.
     """
     project = authorize(store, principal, project_id, MANAGERS, "starting a training")
     return submit_training(
         store, blobs, runner, clock, project, request,
         created_by=principal.name, source=Source.MANUAL, gpu_available=gpu_available,
         licensing=licensing,
+        allow_custom_scripts=allow_custom_scripts,
     )  # fmt: skip
 
 
@@ -379,8 +384,12 @@ def submit_training(
     source: Source,
     gpu_available: bool,
     licensing: Licensing,
+    allow_custom_scripts: bool = False,
 ) -> Run:
     """Check, write the snapshot and the run, submit the job (roles already checked).
+
+    A project with a training script has it copied to the run's folder, and the
+    job trains the run's NER model with it (``params["custom_script"]``).
 
     Raises:
         See :func:`start_training`.
@@ -393,6 +402,12 @@ def submit_training(
         store, licensing, clock, JobKind.TRAIN,
         model_kinds=[s.kind for s in prepared.snapshot.models], action="training",
     )  # fmt: skip
+    ner_models = [s.name for s in prepared.snapshot.models if s.kind is ModelKind.NER]
+    custom_script = (
+        pin_to_run(blobs, project.id, run_id, allowed=allow_custom_scripts, model_names=ner_models)
+        if ner_models
+        else None
+    )
     dataset_key = snapshot_key(run_id)
     blobs.put(
         dataset_key, io.BytesIO(prepared.snapshot.to_bytes()), content_type="application/json"
@@ -418,6 +433,7 @@ def submit_training(
             ],
             "deploy": request.deploy,
             "data": dict(prepared.data),
+            **({"custom_script": custom_script} if custom_script else {}),
         },
         logs_key=log_key(run_id),
         dataset_key=dataset_key,
@@ -427,6 +443,8 @@ def submit_training(
     except BaseException:
         # A snapshot no run points at would never be read or cleaned: take it back.
         blobs.delete(dataset_key)
+        if custom_script:
+            blobs.delete(str(custom_script["key"]))
         raise
     confirm_admission(store, admission, run, clock)
     _submit(store, runner, clock, JobSpec(JobKind.TRAIN, run_id, request.use_gpu))

@@ -61,7 +61,10 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         for role in (*ROLES, "newbie"):
             user_role = UserRole.ADMIN if role == "admin" else UserRole.USER
             tokens[role] = create_user(store, role, user_role, clock)[1]
-        app = create_app(settings=make_settings(tmp_path), store=store, clock=clock)
+        # Custom training scripts on, so every route can be called (they are off by
+        # default; test_api_training_scripts checks the refusal).
+        settings = make_settings(tmp_path, allow_custom_scripts=True)
+        app = create_app(settings=settings, store=store, clock=clock)
         with TestClient(app) as client:
             created = client.post(
                 "/api/v1/projects",

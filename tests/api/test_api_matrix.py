@@ -71,6 +71,11 @@ def _image_project_with(key: str) -> Callable[[Lab], None]:
     return prepare
 
 
+def _project_with_training_script(lab: Lab) -> None:
+    blobs = FilesystemBlobStore(lab.tmp_path / "blobs")
+    blobs.put(f"projects/{lab.project_id}/training-script.py", io.BytesIO(b"print('hi')\n"))
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -177,6 +182,21 @@ ROUTES = {
         completion=CompletionState.DRAFT,
     ),
     "delete completion": Route("DELETE", COMPLETION, AUTHOR_OR_MANAGERS, 204),
+    "upload training script": Route(
+        "PUT",
+        "/api/v1/projects/{pid}/training-script",
+        OWNERS,
+        files=[("file", ("train.py", b"print('hi')\n", "text/x-python"))],
+    ),
+    "read training script": Route(
+        "GET",
+        "/api/v1/projects/{pid}/training-script",
+        MANAGERS,
+        prepare=_project_with_training_script,
+    ),
+    "delete training script": Route(
+        "DELETE", "/api/v1/projects/{pid}/training-script", OWNERS, 204
+    ),
     "review completion": Route(
         "POST", COMPLETION + "/review", REVIEWERS, body={"accepted": True, "comment": "ok"}
     ),

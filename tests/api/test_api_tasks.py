@@ -8,7 +8,8 @@ import pytest
 from conftest import Lab
 
 from annotrain.adapters.sqlite import SqliteStore
-from annotrain.ports import TaskCounting, TaskQuery
+from annotrain.domain.tasks import Prediction
+from annotrain.ports import TaskCounting, TaskOrder, TaskQuery, UncertaintyOrdering
 from annotrain.services.access import Principal
 from annotrain.services.tasks import list_tasks
 
@@ -153,3 +154,67 @@ def test_a_deleted_task_is_gone(lab: Lab) -> None:
     missing = lab.client.get(url, headers=lab.auth("owner"))
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def _scored_tasks(lab: Lab) -> dict[str, int]:
+    """Tasks whose latest predictions score 0.9, 0.2, none, 0.5 (older ones differ); by text."""
+    tasks = [
+        {"data": {"text": "A."}, "predictions": [{"result": [], "score": 0.1},
+                                                 {"result": [], "score": 0.9}]},
+        {"data": {"text": "B."}, "predictions": [{"result": [], "score": 0.2}]},
+        {"data": {"text": "C."}},
+        {"data": {"text": "D."}, "predictions": [{"result": [], "score": 0.5}]},
+    ]  # fmt: skip
+    ids = _import(lab, tasks).json()["task_ids"]
+    return dict(zip("ABCD", ids, strict=True))
+
+
+def test_tasks_list_most_uncertain_first_and_unpredicted_last(lab: Lab) -> None:
+    ids = _scored_tasks(lab)
+    url = f"/api/v1/projects/{lab.project_id}/tasks?order=uncertainty"
+    response = lab.client.get(url, headers=lab.auth("annotator"))
+    assert response.status_code == 200
+    assert [t["id"] for t in response.json()["items"]] == [ids[k] for k in "BDAC"]
+    second = lab.client.get(url + "&page=2&page_size=2", headers=lab.auth("reviewer")).json()
+    assert ([t["id"] for t in second["items"]], second["total"]) == ([ids["A"], ids["C"]], 4)
+    only = lab.client.get(url + "&has_predictions=true", headers=lab.auth("owner")).json()
+    assert [t["id"] for t in only["items"]] == [ids[k] for k in "BDA"]
+    # A new prediction becomes the latest: A is now the most uncertain.
+    lab.store.replace_predictions(
+        lab.project_id, [(ids["A"], Prediction(None, (), "m-v2", 0.05))], models=["m"]
+    )
+    again = lab.client.get(url, headers=lab.auth("owner")).json()
+    assert [t["id"] for t in again["items"]] == [ids[k] for k in "ABDC"]
+
+
+def test_an_unknown_order_is_refused_naming_it(lab: Lab) -> None:
+    url = f"/api/v1/projects/{lab.project_id}/tasks?order=newest"
+    response = lab.client.get(url, headers=lab.auth("owner"))
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "order"
+
+
+class _WithoutIndexes(_WithoutCounting):
+    """A store with neither TaskCounting nor UncertaintyOrdering (as DynamoDB)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "list_tasks_by_uncertainty":
+            raise AttributeError(name)
+        return super().__getattr__(name)
+
+
+@pytest.mark.parametrize(("page", "page_size"), [(1, 3), (2, 3), (1, 100)])
+def test_a_store_without_the_index_orders_by_uncertainty_the_same(
+    lab: Lab, page: int, page_size: int
+) -> None:
+    _scored_tasks(lab)
+    plain = _WithoutIndexes(lab.store)
+    assert not isinstance(plain, UncertaintyOrdering)
+    admin = Principal("admin", is_admin=True)
+    for query in (None, TaskQuery(has_predictions=True)):
+        expected = list_tasks(lab.store, admin, lab.project_id, query, page=page,
+                              page_size=page_size, order=TaskOrder.UNCERTAINTY)  # fmt: skip
+        walked = list_tasks(plain, admin, lab.project_id, query, page=page,  # type: ignore[arg-type]
+                            page_size=page_size, order=TaskOrder.UNCERTAINTY)  # fmt: skip
+        assert walked == expected
+        assert expected[1] > 0

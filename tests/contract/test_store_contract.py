@@ -300,6 +300,71 @@ def test_predictions_are_added_to_their_tasks(store: Any) -> None:
     assert len(store.list_tasks(project.id, query).items) == 2
 
 
+def _model_predictions(store: Any, project_id: int, task_id: int) -> list[tuple[str, float]]:
+    return [
+        (str(p.model_version), float(p.score or 0))
+        for p in store.get_task(project_id, task_id).predictions
+    ]
+
+
+def test_replacing_predictions_keeps_one_per_model_and_imported_ones(store: Any) -> None:
+    project = new_project(store)
+    first, second = store.add_tasks(project.id, [sample_task("a"), sample_task("b")])
+    item = span(0, 1, "a", "m1")
+    old = Prediction(None, (item,), model_version="p1-ner-v1", score=0.3)
+    store.replace_predictions(project.id, [(first.id, old), (second.id, old)], models=["p1-ner"])
+    new = Prediction(None, (item,), model_version="p1-ner-v2", score=0.7)
+    store.replace_predictions(project.id, [(first.id, new)], models=["p1-ner"])
+    # The imported prediction (ner@1) stays; the model's earlier one is gone.
+    assert _model_predictions(store, project.id, first.id) == [("ner@1", 0.8), ("p1-ner-v2", 0.7)]
+    assert _model_predictions(store, project.id, second.id) == [("ner@1", 0.8), ("p1-ner-v1", 0.3)]
+    (_, stored) = store.get_task(project.id, first.id).predictions
+    assert stored.result == (item,)
+    assert stored.result[0].extra == item.extra
+
+
+def test_replacing_predictions_replaces_any_that_shares_a_model(store: Any) -> None:
+    project = new_project(store)
+    (task,) = store.add_tasks(project.id, [sample_task("a", predictions=())])
+    ner = Prediction(None, (), model_version="ner-v1", score=0.2)
+    cls = Prediction(None, (), model_version="cls-v1", score=0.4)
+    store.replace_predictions(project.id, [(task.id, ner)], models=["p1-ner"])
+    store.replace_predictions(project.id, [(task.id, cls)], models=["p1-cls"])
+    both = Prediction(None, (), model_version="ner-v2,cls-v2", score=0.9)
+    store.replace_predictions(project.id, [(task.id, both)], models=["p1-ner", "p1-cls"])
+    assert _model_predictions(store, project.id, task.id) == [("ner-v2,cls-v2", 0.9)]
+    assert store.list_tasks(project.id, TaskQuery(has_predictions=True)).items[0].id == task.id
+
+
+def test_replacing_predictions_of_a_missing_task_changes_nothing(store: Any) -> None:
+    project = new_project(store)
+    (task,) = store.add_tasks(project.id, [sample_task("a", predictions=())])
+    first = Prediction(None, (), model_version="v1", score=0.2)
+    store.replace_predictions(project.id, [(task.id, first)], models=["m"])
+    second = Prediction(None, (), model_version="v2", score=0.6)
+    with pytest.raises(NotFoundError):
+        store.replace_predictions(project.id, [(task.id, second), (9999, second)], models=["m"])
+    assert _model_predictions(store, project.id, task.id) == [("v1", 0.2)]
+
+
+@pytest.mark.parametrize(
+    ("models", "twice", "field"),
+    [([], False, "models"), (["a,b"], False, "models"), ([""], False, "models"),
+     (["m"], True, "predictions")],
+)  # fmt: skip
+def test_replacing_predictions_refuses_bad_models_or_a_task_twice(
+    store: Any, models: list[str], twice: bool, field: str
+) -> None:
+    project = new_project(store)
+    (task,) = store.add_tasks(project.id, [sample_task("a", predictions=())])
+    prediction = Prediction(None, (), model_version="v1", score=0.2)
+    given = [(task.id, prediction)] * (2 if twice else 1)
+    with pytest.raises(InvalidRequestError) as refused:
+        store.replace_predictions(project.id, given, models=models)
+    assert refused.value.field == field
+    assert store.get_task(project.id, task.id).predictions == ()
+
+
 # --- runs, models, servers ------------------------------------------------------
 
 

@@ -23,13 +23,16 @@ from licensing_kit import single_node_licensing
 from annotrain.adapters.filesystem import FilesystemBlobStore
 from annotrain.adapters.sqlite import SqliteStore
 from annotrain.domain.config import parse_labeling_config
+from annotrain.domain.errors import CustomScriptsDisabledError
 from annotrain.domain.labelstudio import load_tasks
 from annotrain.domain.records import Project, RunStatus
 from annotrain.domain.tasks import Member, Role
+from annotrain.domain.training_plan import ModelKind
 from annotrain.services.access import Principal
 from annotrain.services.active_learning import ActiveLearningTrigger, configure
 from annotrain.services.events import CompletionSubmitted
 from annotrain.services.preannotations import start_preannotation
+from annotrain.services.training_scripts import put_training_script
 from annotrain.services.trainings import Source, TrainingRequest, start_training, submit_training
 from batch_jobs.preannotate import preannotate
 from batch_jobs.runtime import EXIT_SUCCEEDED, run_job
@@ -355,3 +358,152 @@ def test_the_train_module_runs_as_a_process_on_the_real_model_code(lab: Lab) -> 
     assert "at least 40 per label" in run.failure_reason
     assert "more" in run.failure_reason
     assert done.returncode == 1
+
+
+# --- pre-annotation replaces the model's earlier prediction -------------------------
+
+
+def test_pre_annotating_again_replaces_the_models_prediction_and_keeps_imported_ones(
+    lab: Lab,
+) -> None:
+    trained(lab, FakeTrainer())
+    before = {t.id: len(t.predictions) for t in lab.store.iter_tasks(lab.project.id)}
+    for _ in range(2):
+        run = start_preannotation(
+            lab.store, lab.runner, OWNER, lab.clock, lab.project.id,
+            licensing=single_node_licensing(),
+        )  # fmt: skip
+        assert lab.run(functools.partial(preannotate, loader=FakeLoader), run.id) == 0
+    predicted = 0
+    for task in lab.store.iter_tasks(lab.project.id):
+        ours = [
+            p for p in task.predictions if p.model_version and "project1-ner" in p.model_version
+        ]
+        assert len(ours) <= 1
+        assert len(task.predictions) == before[task.id] + len(ours)  # imported ones stay
+        predicted += len(ours)
+    assert predicted == 1  # the one task without a submitted completion, predicted once
+
+
+# --- custom training scripts ----------------------------------------------------------
+
+SCRIPT_OK = b"""
+import argparse, json, os, pathlib, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--input", required=True)
+parser.add_argument("--output", required=True)
+args = parser.parse_args()
+source, out = pathlib.Path(args.input), pathlib.Path(args.output)
+snapshot = json.loads((source / "snapshot.json").read_text())
+params = json.loads((source / "params.json").read_text())
+for name in sorted(os.environ):
+    print("env", name)
+print("cwd holds", sorted(p.name for p in pathlib.Path.cwd().iterdir()))
+print("examples", len(snapshot["examples"]), "labels", params["model"]["labels"])
+(out / "model").mkdir()
+(out / "model" / "weights.txt").write_text("tiny")
+scores = {"precision": 0.5, "recall": 0.25, "f1": 0.3333}
+per_label = {label: {**scores, "support": 2} for label in params["model"]["labels"]}
+(out / "metrics.json").write_text(json.dumps({"per_label": per_label, "micro": scores,
+                                              "macro": scores}))
+print("trained", file=sys.stderr)
+"""
+SCRIPT_FAILS = b"""
+import sys
+print("loading data", file=sys.stderr)
+raise SystemExit("my trainer broke: no GPU memory left")
+"""
+
+
+def with_script(lab: Lab, content: bytes) -> None:
+    put_training_script(lab.store, lab.blobs, OWNER, lab.project.id, content,
+                        allowed=True, max_bytes=64 * 1024)  # fmt: skip
+
+
+def scripted(lab: Lab, trainer: FakeTrainer, **request: Any) -> str:
+    run = start_training(
+        lab.store, lab.blobs, lab.runner, OWNER, lab.clock, lab.project.id,
+        TrainingRequest(**request), gpu_available=False, licensing=single_node_licensing(),
+        allow_custom_scripts=True,
+    )  # fmt: skip
+    work = functools.partial(
+        train, trainer=lambda: trainer, loader=FakeLoader, allow_custom_scripts=lambda: True,
+        script_timeout_s=lambda: 60.0,
+    )  # fmt: skip
+    lab.run(work, run.id)
+    return run.id
+
+
+def test_a_custom_script_trains_the_ner_model_in_its_own_stripped_process(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANNOTRAIN_DB", "/secret/lab.db")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-scripts")
+    with_script(lab, SCRIPT_OK)
+    trainer = FakeTrainer()
+
+    run_id = scripted(lab, trainer)
+
+    run = lab.store.get_run(run_id)
+    assert (run.status, run.failure_reason) == (RunStatus.SUCCEEDED, None), run.failure_reason
+    # The default trainer trained the rest; the script the NER model.
+    assert [s.kind.value for s in trainer.calls[0]["snapshot"].models] == [
+        "assertion", "classification",
+    ]  # fmt: skip
+    entry = lab.store.get_model("project1-ner")
+    assert entry.metrics["micro"] == {"precision": 0.5, "recall": 0.25, "f1": 0.3333}
+    assert blob_text(lab, f"{entry.artifact_key}/weights.txt") == "tiny"
+    assert "ner" in blob_text(lab, f"{entry.artifact_key}/annotrain.json")
+    log = blob_text(lab, run.logs_key or "")
+    env = [line.split("env ", 1)[1] for line in log.splitlines() if "script out: env " in line]
+    assert "PATH" in env
+    assert not [name for name in env if name.startswith(("ANNOTRAIN_", "AWS_"))]
+    assert "cwd holds ['input', 'output', 'script.py']" in log
+    assert "script err: trained" in log
+
+
+def test_a_failing_custom_script_fails_the_run_with_its_stderr_tail(lab: Lab) -> None:
+    with_script(lab, SCRIPT_FAILS)
+
+    run_id = scripted(lab, FakeTrainer(), types=(ModelKind.NER,))
+
+    run = lab.store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    assert run.failure_reason is not None
+    assert "exited with code 1" in run.failure_reason
+    assert "loading data" in run.failure_reason
+    assert "my trainer broke: no GPU memory left" in run.failure_reason
+    assert lab.store.list_models().items == []
+
+
+def test_a_script_without_metrics_fails_the_run_before_anything_registers(lab: Lab) -> None:
+    with_script(lab, b"import pathlib, sys\n(pathlib.Path(sys.argv[4]) / 'model').mkdir()\n"
+                     b"(pathlib.Path(sys.argv[4]) / 'model' / 'x').write_text('x')\n")  # fmt: skip
+
+    run_id = scripted(lab, FakeTrainer(), types=(ModelKind.NER,))
+
+    run = lab.store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    assert "metrics.json" in (run.failure_reason or "")
+    assert lab.store.list_models().items == []
+
+
+def test_custom_scripts_are_refused_while_the_lab_has_them_off(lab: Lab) -> None:
+    with pytest.raises(CustomScriptsDisabledError):
+        put_training_script(lab.store, lab.blobs, OWNER, lab.project.id, SCRIPT_OK,
+                            allowed=False, max_bytes=64 * 1024)  # fmt: skip
+    with_script(lab, SCRIPT_OK)  # uploaded while it was on, then turned off
+    with pytest.raises(CustomScriptsDisabledError):
+        lab.start()
+    assert lab.store.list_runs(lab.project.id).items == []
+    # A run queued while it was on fails in the job once the lab turns it off.
+    run = start_training(
+        lab.store, lab.blobs, lab.runner, OWNER, lab.clock, lab.project.id,
+        TrainingRequest(types=(ModelKind.NER,)), gpu_available=False,
+        licensing=single_node_licensing(), allow_custom_scripts=True,
+    )  # fmt: skip
+    work = functools.partial(train, trainer=FakeTrainer, allow_custom_scripts=lambda: False)
+    lab.run(work, run.id)
+    failed = lab.store.get_run(run.id)
+    assert failed.status is RunStatus.FAILED
+    assert "ANNOTRAIN_ALLOW_CUSTOM_SCRIPTS" in (failed.failure_reason or "")

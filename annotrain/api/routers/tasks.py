@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from annotrain.api.deps import Blobs, CurrentUser, ProjectId, Store, TaskId
 from annotrain.api.errors import error_responses
 from annotrain.api.schemas import TaskImportOut, TaskPage, task_out
-from annotrain.ports import MAX_PAGE_SIZE, TaskQuery
+from annotrain.ports import MAX_PAGE_SIZE, TaskOrder, TaskQuery
 from annotrain.services import tasks
 
 router = APIRouter(
@@ -47,6 +47,13 @@ def list_tasks(
     tags: Annotated[list[str] | None, Query(description="only tasks with one of these")] = None,
     has_completions: bool | None = None,
     has_predictions: bool | None = None,
+    order: Annotated[
+        TaskOrder,
+        Query(
+            description="id (default), or uncertainty: lowest task score of the latest "
+            "prediction first, tasks without a scored prediction last (active learning)"
+        ),
+    ] = TaskOrder.ID,
 ) -> TaskPage:
     """List a project's tasks by page, as Label Studio JSON with completion revisions."""
     query = TaskQuery(
@@ -54,7 +61,9 @@ def list_tasks(
         has_completions=has_completions,
         has_predictions=has_predictions,
     )
-    items, total = tasks.list_tasks(store, user, project_id, query, page=page, page_size=page_size)
+    items, total = tasks.list_tasks(
+        store, user, project_id, query, page=page, page_size=page_size, order=order
+    )
     return TaskPage(items=[task_out(t) for t in items], total=total)
 
 

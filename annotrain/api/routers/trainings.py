@@ -84,6 +84,7 @@ def start_training(
     run = trainings.start_training(
         store, blobs, runner, user, clock, project_id, request,
         gpu_available=lab_has_gpu(settings, gpu_probe), licensing=licensing,
+        allow_custom_scripts=settings.allow_custom_scripts,
     )  # fmt: skip
     if body.active_learning is not None:
         authorize(store, user, project_id, MANAGERS, "turning active learning on or off")
