@@ -33,9 +33,12 @@ from annotrain.domain.training_plan import implied_models
 if TYPE_CHECKING:
     from annotrain.adapters.sqlite import SqliteStore
     from annotrain.ports import JobRunner
+    from annotrain.services.first_boot import PaygLicenseProvisioner, PaygLicenseRequest
     from annotrain.settings import Settings
 
 EXIT_REFUSED = 2
+#: ``first-boot`` on an instance that was not launched from the Marketplace listing.
+EXIT_NOT_MARKETPLACE = 3
 FORMATS = tuple(f.value for f in ExportFormat)
 # A task file is read whole to be checked whole before anything is written.
 MAX_TASKS_FILE_BYTES = 2 * 1024**3
@@ -147,7 +150,35 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_data_dir(serve)
     serve.set_defaults(handler=_serve)
     _add_job_commands(commands)
+    _add_ami_commands(commands)
     return parser
+
+
+def _add_ami_commands(commands: Any) -> None:
+    first_boot = commands.add_parser(
+        "first-boot",
+        help="provision a Marketplace instance, once (the AMI's first-boot oneshot)",
+        description="Read the instance identity through IMDSv2, check the Marketplace "
+        "product code, generate the PAYG license bound to the instance, create the admin "
+        "whose first API token is the instance id, enable the renewal and metering timers. "
+        "A second run on the same instance does nothing. Exit 0 when provisioned or already "
+        f"done, {EXIT_NOT_MARKETPLACE} when the instance is not a Marketplace launch "
+        "(nothing generated), 1 on any other failure.",
+    )
+    first_boot.add_argument(
+        "--imds-endpoint", help="the metadata service (default: $ANNOTRAIN_IMDS_ENDPOINT)"
+    )
+    first_boot.add_argument(
+        "--product-code",
+        help="this AMI's Marketplace product code (default: $ANNOTRAIN_MARKETPLACE_PRODUCT_CODE)",
+    )
+    first_boot.add_argument(
+        "--no-systemctl",
+        action="store_true",
+        help="do not enable the timers (outside systemd: a container, a test)",
+    )
+    _add_data_dir(first_boot)
+    first_boot.set_defaults(handler=_first_boot)
 
 
 def _add_job_commands(commands: Any) -> None:
@@ -385,6 +416,82 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _first_boot(args: argparse.Namespace) -> int:
+    from annotrain.adapters.imds import Imdsv2Metadata
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.domain.errors import AnnotrainError
+    from annotrain.services.first_boot import NotAMarketplaceLaunchError, run_first_boot
+
+    settings = _settings(args.data_dir)
+    endpoint = args.imds_endpoint or settings.imds_endpoint
+    code = settings.marketplace_product_code if args.product_code is None else args.product_code
+
+    def enable_units(units: Sequence[str]) -> None:
+        if args.no_systemctl:
+            print(f"annotrain: --no-systemctl: not enabling {', '.join(units)}", file=sys.stderr)
+        else:
+            enable_systemd_units(units)
+
+    with _open_store(settings) as store:
+        try:
+            result = run_first_boot(
+                metadata=Imdsv2Metadata(endpoint),
+                users=store,
+                clock=SystemClock(),
+                provision_license=payg_license_provisioner(settings, store),
+                enable_units=enable_units,
+                data_dir=settings.data_dir,
+                product_code=code,
+            )
+        except NotAMarketplaceLaunchError as exc:
+            print(f"annotrain: first boot: {exc}", file=sys.stderr)
+            return EXIT_NOT_MARKETPLACE
+        except AnnotrainError as exc:
+            print(f"annotrain: first boot failed: {exc}; it runs again at the next boot, or "
+                  "now with 'systemctl restart annotrain-first-boot'", file=sys.stderr)  # fmt: skip
+            return 1
+    for note in result.notes:
+        print(f"annotrain: first boot: {note}", file=sys.stderr)
+    return 0
+
+
+def payg_license_provisioner(settings: Settings, store: SqliteStore) -> PaygLicenseProvisioner:
+    """The licensing service's PAYG license generator, over this lab's store.
+
+    The licensing service is built beside first boot; until it is wired here, first
+    boot stops before it creates anything, and says so.
+    """
+    from annotrain.domain.errors import AnnotrainError
+
+    def not_wired(request: PaygLicenseRequest) -> str:
+        raise AnnotrainError(
+            "this build of annotrain has no PAYG license service to generate the license "
+            "with (annotrain.cli.payg_license_provisioner is not wired)"
+        )
+
+    return not_wired
+
+
+def enable_systemd_units(units: Sequence[str]) -> None:
+    """``systemctl enable --now UNITS``; an AnnotrainError saying what failed otherwise."""
+    import shutil
+    import subprocess
+
+    from annotrain.domain.errors import AnnotrainError
+
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise AnnotrainError(f"systemctl is not on PATH: cannot enable {', '.join(units)}")
+    done = subprocess.run(  # noqa: S603 - fixed program, unit names from our own constants
+        [systemctl, "enable", "--now", *units], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise AnnotrainError(
+            f"systemctl enable --now {' '.join(units)} failed ({done.returncode}): "
+            f"{done.stderr.strip()}"
+        )
 
 
 def _train(args: argparse.Namespace) -> int:

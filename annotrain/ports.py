@@ -466,6 +466,36 @@ class JobRunner(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceIdentity:
+    """Who this EC2 instance is, from its instance identity document.
+
+    Attributes:
+        instance_id: ``i-…``; also the admin's first API token, so never logged.
+        region: The AWS region.
+        account_id: The account that runs the instance.
+        instance_type: ``g4dn.xlarge``…
+        image_id: The AMI it was launched from.
+        product_codes: The AWS Marketplace product codes of the launch (none when
+            it was not launched from a Marketplace listing).
+    """
+
+    instance_id: str
+    region: str
+    account_id: str
+    instance_type: str = ""
+    image_id: str = ""
+    product_codes: tuple[str, ...] = ()
+
+
+class InstanceMetadata(Protocol):
+    """Where the identity comes from (IMDSv2 on EC2, a fake in tests)."""
+
+    def identity(self) -> InstanceIdentity:
+        """This instance's identity; raises AnnotrainError when it cannot be read."""
+        ...
+
+
 class Clock(Protocol):
     """The time: injected so tests can set it."""
 

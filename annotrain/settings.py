@@ -40,6 +40,16 @@ class Settings(BaseSettings):
             function reads it).
         overflow_bucket: The S3 bucket for items too big for DynamoDB (serverless).
         data_bucket: The S3 bucket for task files, datasets and models (serverless).
+        use_gpu: Whether the lab may use a GPU it has (``useGPU`` in the AMI's
+            ``/etc/annotrain/annotrain.env``): false keeps the drivers but hides the GPU
+            from the lab and its jobs.
+        marketplace_product_code: The AWS Marketplace product code of this AMI; first
+            boot generates a PAYG license only for an instance that carries it.
+        imds_endpoint: The EC2 instance metadata service (a test points it elsewhere).
+        backup_target: Where ``POST /api/v1/backups`` and ``annotrain backup`` write
+            without ``--to``: a folder or ``s3://bucket/prefix`` (default
+            ``DATA_DIR/backups``, left out of the backups themselves).
+        backup_keep: How many backups the daily backup keeps (``--keep``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -52,11 +62,21 @@ class Settings(BaseSettings):
     table: str = ""
     overflow_bucket: str = ""
     data_bucket: str = ""
+    use_gpu: bool = True
+    marketplace_product_code: str = ""
+    imds_endpoint: str = "http://169.254.169.254"
+    backup_target: str = ""
+    backup_keep: int = Field(default=7, ge=1)
 
     @property
     def blob_dir(self) -> Path:
         """The single-node blob store's folder: task images, snapshots, logs, models."""
         return self.data_dir / "blobs"
+
+    @property
+    def backup_location(self) -> str:
+        """Where backups go when no other place is named."""
+        return self.backup_target or str(self.data_dir / "backups")
 
     @property
     def database_path(self) -> Path:
