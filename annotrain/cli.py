@@ -180,6 +180,51 @@ def _add_ami_commands(commands: Any) -> None:
     _add_data_dir(first_boot)
     first_boot.set_defaults(handler=_first_boot)
 
+    backup = commands.add_parser(
+        "backup",
+        help="back the lab up while it runs (database, files, manifest)",
+        description="Copy the SQLite database online and every file of the data folder to "
+        "a folder or s3://bucket/prefix, then write the manifest (sizes, SHA-256) last: a "
+        "backup without a manifest is partial and never restored. Prints the backup's "
+        "location on stdout.",
+    )
+    backup.add_argument(
+        "--to",
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="where (default: $ANNOTRAIN_BACKUP_TARGET, else DATA_DIR/backups)",
+    )
+    backup.add_argument(
+        "--keep", type=int, metavar="N", help="then delete all but the N newest complete backups"
+    )
+    backup.add_argument(
+        "--list", action="store_true", help="list the backups there (JSON) instead of backing up"
+    )
+    _add_data_dir(backup)
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser(
+        "restore",
+        help="replace the lab's data with a backup's, after checking every file",
+        description="Copy every file of the backup into a staging folder, checking its size "
+        "and SHA-256 against the manifest, check the database, and only then swap it in. "
+        "Refuses a partial or changed backup (naming the file), and a lab in use: stop the "
+        "API server first (sudo systemctl stop annotrain-api).",
+    )
+    restore.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DIR/NAME|s3://BUCKET/PREFIX/NAME",
+        help="the backup (as 'annotrain backup' printed it)",
+    )
+    restore.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the replaced data in DATA_DIR/.restore-*/previous instead of deleting it",
+    )
+    _add_data_dir(restore)
+    restore.set_defaults(handler=_restore)
+
 
 def _add_job_commands(commands: Any) -> None:
     train = commands.add_parser(
@@ -399,27 +444,41 @@ ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from annotrain.adapters.lab_lock import LabLock
     from annotrain.adapters.local_runner import LocalJobRunner
+    from annotrain.domain.errors import LabBusyError
 
     settings = _settings(args.data_dir)
-    store = _open_store(settings)
     try:
-        # Jobs open the same SQLite file; the runner recovers what a previous server
-        # left running before it takes new jobs, and stops its jobs when uvicorn returns.
-        runner = LocalJobRunner(store, log_dir=settings.data_dir / "logs", env=_job_env(settings))
-        app = _serving_app(settings, store, args.demo, runner=runner)
-        runner.start()
+        # Held while serving: `annotrain restore` refuses to replace the data meanwhile.
+        lab_lock = LabLock(settings.data_dir).shared("start the server")
+        lab_lock.__enter__()
+    except LabBusyError as exc:
+        raise _RefusedInputError(str(exc)) from None
+    try:
+        store = _open_store(settings)
         try:
-            uvicorn.run(app, host=args.host, port=args.port)
+            # Jobs open the same SQLite file; the runner recovers what a previous server
+            # left running before it takes new jobs, and stops its jobs when uvicorn returns.
+            runner = LocalJobRunner(
+                store, log_dir=settings.data_dir / "logs", env=_job_env(settings)
+            )
+            app = _serving_app(settings, store, args.demo, runner=runner)
+            runner.start()
+            try:
+                uvicorn.run(app, host=args.host, port=args.port)
+            finally:
+                runner.shutdown()
         finally:
-            runner.shutdown()
+            store.close()
     finally:
-        store.close()
+        lab_lock.__exit__(None, None, None)
     return 0
 
 
 def _first_boot(args: argparse.Namespace) -> int:
     from annotrain.adapters.imds import Imdsv2Metadata
+    from annotrain.adapters.lab_lock import LabLock
     from annotrain.adapters.system_clock import SystemClock
     from annotrain.domain.errors import AnnotrainError
     from annotrain.services.first_boot import NotAMarketplaceLaunchError, run_first_boot
@@ -434,7 +493,7 @@ def _first_boot(args: argparse.Namespace) -> int:
         else:
             enable_systemd_units(units)
 
-    with _open_store(settings) as store:
+    with LabLock(settings.data_dir).shared("run first boot"), _open_store(settings) as store:
         try:
             result = run_first_boot(
                 metadata=Imdsv2Metadata(endpoint),
@@ -494,6 +553,91 @@ def enable_systemd_units(units: Sequence[str]) -> None:
         )
 
 
+def _backup_target(settings: Settings, location: str | None) -> tuple[Any, tuple[Path, ...]]:
+    """The target a location names, and what of the data folder it makes no lab data."""
+    from annotrain.adapters.backup_targets import backup_target_for, folders_kept_out
+
+    target = backup_target_for(location or settings.backup_location)
+    return target, folders_kept_out(target, settings.data_dir)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.adapters.sqlite_backup import SqliteLabDatabase
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.domain.errors import AnnotrainError, BackupInProgressError, LabBusyError
+    from annotrain.services import backups
+
+    settings = _settings(args.data_dir)
+    target, exclude = _backup_target(settings, args.to)
+    if args.list:
+        listed = [_summary_json(b) for b in backups.list_backups(target)]
+        json.dump(listed, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.keep is not None and args.keep < 1:
+        raise _RefusedInputError("--keep: keep at least 1 backup")
+    lock = LabLock(settings.data_dir)
+    try:
+        with lock.shared("back the lab up"), lock.only_backup():
+            manifest = backups.create_backup(
+                data_dir=settings.data_dir, database=SqliteLabDatabase(settings.database_path),
+                target=target, clock=SystemClock(), exclude=exclude,
+            )  # fmt: skip
+            print(f"annotrain: backed up {len(manifest.files)} files, {manifest.total_bytes} "
+                  f"bytes, as {manifest.name}", file=sys.stderr)  # fmt: skip
+            if args.keep is not None:
+                for name in backups.prune_backups(target, args.keep):
+                    print(f"annotrain: deleted the backup {name} (keeping {args.keep})",
+                          file=sys.stderr)  # fmt: skip
+    except (LabBusyError, BackupInProgressError) as exc:
+        raise _RefusedInputError(str(exc)) from None
+    except AnnotrainError as exc:
+        print(f"annotrain: the backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target.describe()}/{manifest.name}")
+    return 0
+
+
+def _summary_json(summary: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    document = asdict(summary)
+    if summary.created_at is not None:
+        document["created_at"] = summary.created_at.isoformat()
+    return document
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from annotrain.adapters.backup_targets import split_backup_location
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.adapters.sqlite_backup import SqliteLabDatabase
+    from annotrain.domain.errors import AnnotrainError, BackupRefusedError, LabBusyError
+    from annotrain.services import backups
+
+    settings = _settings(args.data_dir)
+    location, name = split_backup_location(args.source)
+    target, exclude = _backup_target(settings, location)
+    try:
+        with LabLock(settings.data_dir).exclusive("restore"):
+            result = backups.restore_backup(
+                target=target, name=name, data_dir=settings.data_dir,
+                database=SqliteLabDatabase(settings.database_path), exclude=exclude,
+                keep_previous=args.keep_previous,
+            )  # fmt: skip
+    except (LabBusyError, BackupRefusedError) as exc:
+        raise _RefusedInputError(str(exc)) from None
+    except AnnotrainError as exc:
+        print(f"annotrain: the restore failed: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.manifest.counts.items()))
+    print(f"annotrain: restored {name} ({len(result.manifest.files)} files; {counts}) into "
+          f"{settings.data_dir}", file=sys.stderr)  # fmt: skip
+    if result.previous is not None:
+        print(f"annotrain: the replaced data is in {result.previous}", file=sys.stderr)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from annotrain.services import trainings
 
@@ -518,7 +662,7 @@ def _train(args: argparse.Namespace) -> int:
 
         run = trainings.start_training(
             lab.store, lab.blobs, lab.runner, lab.principal, lab.clock, args.project, request,
-            gpu_available=gpu_available(),
+            gpu_available=lab.use_gpu and gpu_available(),
         )  # fmt: skip
         return run.id
 
@@ -559,6 +703,7 @@ class _LocalLab:
         from annotrain.services.access import Principal
 
         self.store = _open_store(settings)
+        self.use_gpu = settings.use_gpu
         self.blobs = FilesystemBlobStore(settings.blob_dir)
         self.clock = SystemClock()
         self.principal = Principal(user, is_admin=True)
@@ -569,11 +714,23 @@ class _LocalLab:
 
 def _run_and_wait(args: argparse.Namespace, start: Any) -> int:
     """Start a run with a local worker beside any server, show its progress, exit by its end."""
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.domain.errors import LabBusyError
+
+    settings = _settings(args.data_dir)
+    try:
+        with LabLock(settings.data_dir).shared("run a job"):
+            return _run_and_wait_locked(args, start, settings)
+    except LabBusyError as exc:
+        raise _RefusedInputError(str(exc)) from None
+
+
+def _run_and_wait_locked(args: argparse.Namespace, start: Any, settings: Settings) -> int:
     import time
 
     from annotrain.domain.errors import JobRunnerUnavailableError, NotFoundError
 
-    lab = _LocalLab(_settings(args.data_dir), args.user)
+    lab = _LocalLab(settings, args.user)
     # Beside a server on the same lab: serve only this job, take nothing of the server's.
     lab.runner.start(recover=False)
     try:
@@ -620,10 +777,14 @@ def _show_progress(run: Any) -> None:
 
 def _job_env(settings: Settings) -> dict[str, str]:
     """What a local job needs to find the lab: its database and its blob folder."""
-    return {
+    env = {
         "ANNOTRAIN_DB": str(settings.database_path.resolve()),
         "ANNOTRAIN_BLOB_DIR": str(settings.blob_dir.resolve()),
     }
+    if not settings.use_gpu:
+        # useGPU=false: the drivers stay, but the jobs see no GPU.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
 
 
 def _serving_app(

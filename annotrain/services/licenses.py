@@ -1,6 +1,6 @@
-"""Licenses and backups: admin-only routes that land with issue 8.
+"""Licenses: admin-only routes that land with issue 8.
 
-Both are lab-wide, so only admins reach them; they then answer
+They are lab-wide, so only admins reach them; they then answer
 :class:`~annotrain.domain.errors.NotImplementedYetError`. Everyone sees the
 license summary on ``GET /api/v1/system``.
 """
@@ -29,15 +29,3 @@ def delete_license(principal: Principal, license_id: str) -> None:
     """Delete a license (not implemented yet)."""
     require_admin(principal, "deleting a license")
     raise NotImplementedYetError("deleting a license", LICENSING_ISSUE)
-
-
-def list_backups(principal: Principal) -> None:
-    """The lab's backups (not implemented yet)."""
-    require_admin(principal, "listing backups")
-    raise NotImplementedYetError("listing backups", LICENSING_ISSUE)
-
-
-def start_backup(principal: Principal) -> None:
-    """Back the lab up (not implemented yet)."""
-    require_admin(principal, "backing the lab up")
-    raise NotImplementedYetError("backing the lab up", LICENSING_ISSUE)

@@ -25,8 +25,9 @@ TrainingId = Annotated[str, Path(min_length=1, max_length=128, description="the 
 
 
 def lab_has_gpu(settings: Settings) -> bool:
-    """Whether a run may ask for the GPU: AWS Batch has a GPU queue; a node needs one."""
-    return settings.mode == Mode.SERVERLESS or gpu_available()
+    """Whether a run may ask for the GPU: AWS Batch has a GPU queue; a node needs one,
+    and ``useGPU`` on (``ANNOTRAIN_USE_GPU``)."""
+    return settings.mode == Mode.SERVERLESS or (settings.use_gpu and gpu_available())
 
 
 def training_request(body: TrainingCreate) -> trainings.TrainingRequest:
