@@ -482,10 +482,12 @@ def _first_boot(args: argparse.Namespace) -> int:
     from annotrain.adapters.system_clock import SystemClock
     from annotrain.domain.errors import AnnotrainError
     from annotrain.services.first_boot import NotAMarketplaceLaunchError, run_first_boot
+    from annotrain.settings import FirstBootSettings
 
     settings = _settings(args.data_dir)
-    endpoint = args.imds_endpoint or settings.imds_endpoint
-    code = settings.marketplace_product_code if args.product_code is None else args.product_code
+    boot = FirstBootSettings()
+    endpoint = args.imds_endpoint or boot.imds_endpoint
+    code = boot.marketplace_product_code if args.product_code is None else args.product_code
 
     def enable_units(units: Sequence[str]) -> None:
         if args.no_systemctl:
@@ -534,7 +536,11 @@ def payg_license_provisioner(settings: Settings, store: SqliteStore) -> PaygLice
 
 
 def enable_systemd_units(units: Sequence[str]) -> None:
-    """``systemctl enable --now UNITS``; an AnnotrainError saying what failed otherwise."""
+    """``systemctl enable --now UNITS``; an AnnotrainError saying what failed otherwise.
+
+    As the service user (the first-boot unit), through ``sudo -n``: install.sh allows
+    that one command in /etc/sudoers.d/annotrain.
+    """
     import shutil
     import subprocess
 
@@ -543,8 +549,11 @@ def enable_systemd_units(units: Sequence[str]) -> None:
     systemctl = shutil.which("systemctl")
     if systemctl is None:
         raise AnnotrainError(f"systemctl is not on PATH: cannot enable {', '.join(units)}")
-    done = subprocess.run(  # noqa: S603 - fixed program, unit names from our own constants
-        [systemctl, "enable", "--now", *units], capture_output=True, text=True, check=False
+    command = [systemctl, "enable", "--now", *units]
+    if os.geteuid() != 0:
+        command = ["sudo", "-n", *command]
+    done = subprocess.run(  # noqa: S603 - fixed programs, unit names from our own constants
+        command, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise AnnotrainError(

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Mode", "Settings", "get_settings"]
+__all__ = ["FirstBootSettings", "Mode", "Settings", "get_settings"]
 
 
 class Mode(StrEnum):
@@ -43,12 +43,10 @@ class Settings(BaseSettings):
         use_gpu: Whether the lab may use a GPU it has (``useGPU`` in the AMI's
             ``/etc/annotrain/annotrain.env``): false keeps the drivers but hides the GPU
             from the lab and its jobs.
-        marketplace_product_code: The AWS Marketplace product code of this AMI; first
-            boot generates a PAYG license only for an instance that carries it.
-        imds_endpoint: The EC2 instance metadata service (a test points it elsewhere).
         backup_target: Where ``POST /api/v1/backups`` and ``annotrain backup`` write
-            without ``--to``: a folder or ``s3://bucket/prefix`` (default
-            ``DATA_DIR/backups``, left out of the backups themselves).
+            without ``--to``: ``s3://bucket/prefix``, an absolute folder, or a folder
+            relative to the data folder (default ``backups``: ``DATA_DIR/backups``, left
+            out of the backups themselves).
         backup_keep: How many backups the daily backup keeps (``--keep``).
     """
 
@@ -63,9 +61,7 @@ class Settings(BaseSettings):
     overflow_bucket: str = ""
     data_bucket: str = ""
     use_gpu: bool = True
-    marketplace_product_code: str = ""
-    imds_endpoint: str = "http://169.254.169.254"
-    backup_target: str = ""
+    backup_target: str = Field(default="backups", min_length=1)
     backup_keep: int = Field(default=7, ge=1)
 
     @property
@@ -76,12 +72,29 @@ class Settings(BaseSettings):
     @property
     def backup_location(self) -> str:
         """Where backups go when no other place is named."""
-        return self.backup_target or str(self.data_dir / "backups")
+        if self.backup_target.startswith("s3://") or Path(self.backup_target).is_absolute():
+            return self.backup_target
+        return str(self.data_dir / self.backup_target)
 
     @property
     def database_path(self) -> Path:
         """The single-node SQLite file."""
         return self.data_dir / "annotrain.db"
+
+
+class FirstBootSettings(BaseSettings):
+    """Settings of ``annotrain first-boot`` (the AMI's first-boot oneshot).
+
+    Attributes:
+        marketplace_product_code: The AWS Marketplace product code of this AMI; first
+            boot generates a PAYG license only for an instance that carries it.
+        imds_endpoint: The EC2 instance metadata service (a test points it elsewhere).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
+
+    marketplace_product_code: str = ""
+    imds_endpoint: str = "http://169.254.169.254"
 
 
 @functools.cache
