@@ -225,6 +225,33 @@ def _add_ami_commands(commands: Any) -> None:
     _add_data_dir(restore)
     restore.set_defaults(handler=_restore)
 
+    project = commands.add_parser(
+        "project",
+        help="move a project between labs (single node and serverless)",
+        description="Export a project (config, members, tasks with completions, reviews and "
+        "predictions) to a JSON Lines file, or import one as a new project. Works on this "
+        "node's SQLite lab, or on a serverless lab's table with ANNOTRAIN_MODE=serverless, "
+        "ANNOTRAIN_TABLE and ANNOTRAIN_OVERFLOW_BUCKET set (and AWS credentials).",
+    )
+    project_commands = project.add_subparsers(
+        dest="project_command", required=True, metavar="ACTION"
+    )
+    export = project_commands.add_parser("export", help="write a project to a file")
+    export.add_argument("project", type=int, metavar="PROJECT")
+    export.add_argument("--to", required=True, type=Path, metavar="FILE.jsonl")
+    _add_data_dir(export)
+    export.set_defaults(handler=_project_export)
+    import_ = project_commands.add_parser(
+        "import", help="make a new project from an export (all of it, or nothing)"
+    )
+    import_.add_argument("input", type=Path, metavar="FILE.jsonl")
+    import_.add_argument("--name", help="the new project's name (default: the exported one)")
+    import_.add_argument(
+        "--as", dest="user", default="admin", help="who the project is created by (admin)"
+    )
+    _add_data_dir(import_)
+    import_.set_defaults(handler=_project_import)
+
 
 def _add_job_commands(commands: Any) -> None:
     train = commands.add_parser(
@@ -645,6 +672,62 @@ def _restore(args: argparse.Namespace) -> int:
     if result.previous is not None:
         print(f"annotrain: the replaced data is in {result.previous}", file=sys.stderr)
     return 0
+
+
+def _transfer_store(settings: Settings) -> Any:
+    """The lab the transfer reads or writes: SQLite here, or the serverless table."""
+    from annotrain.settings import Mode
+
+    if settings.mode == Mode.SERVERLESS:
+        from annotrain.adapters.dynamodb import DynamoDbStore
+
+        if not settings.table:
+            raise _RefusedInputError("set ANNOTRAIN_TABLE to the serverless lab's table")
+        return contextlib.nullcontext(
+            DynamoDbStore(settings.table, overflow_bucket=settings.overflow_bucket)
+        )
+    return _open_store(settings)
+
+
+def _project_export(args: argparse.Namespace) -> int:
+    from annotrain.domain.errors import NotFoundError
+    from annotrain.services.project_transfer import export_project
+
+    settings = _settings(args.data_dir)
+    with _transfer_store(settings) as store:
+        try:
+            store.get_project(args.project)
+        except NotFoundError as exc:
+            raise _RefusedInputError(str(exc)) from None
+        with _output(args.to) as out:
+            counts = export_project(store, args.project, out)
+    print(f"annotrain: exported project {args.project} to {args.to}: {_counted(counts)}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _project_import(args: argparse.Namespace) -> int:
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.services.project_transfer import import_project
+
+    settings = _settings(args.data_dir)
+    try:
+        handle = args.input.open(encoding="utf-8")
+    except OSError as exc:
+        raise _RefusedInputError(f"cannot read {args.input}: {exc.strerror}") from None
+    with handle, _transfer_store(settings) as store:
+        counts = import_project(store, handle, SystemClock(), created_by=args.user, name=args.name)
+    print(f"annotrain: imported {args.input} as project {counts.project_id}: "
+          f"{_counted(counts)}", file=sys.stderr)  # fmt: skip
+    print(counts.project_id)
+    return 0
+
+
+def _counted(counts: Any) -> str:
+    return (
+        f"{counts.tasks} tasks, {counts.completions} completions, {counts.reviews} reviews, "
+        f"{counts.predictions} predictions, {counts.members} members"
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
