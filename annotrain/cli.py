@@ -34,9 +34,12 @@ from annotrain.domain.training_plan import implied_models
 if TYPE_CHECKING:
     from annotrain.adapters.sqlite import SqliteStore
     from annotrain.ports import JobRunner
+    from annotrain.services.first_boot import PaygLicenseProvisioner, PaygLicenseRequest
     from annotrain.settings import Settings
 
 EXIT_REFUSED = 2
+#: ``first-boot`` on an instance that was not launched from the Marketplace listing.
+EXIT_NOT_MARKETPLACE = 3
 FORMATS = tuple(f.value for f in ExportFormat)
 # A task file is read whole to be checked whole before anything is written.
 MAX_TASKS_FILE_BYTES = 2 * 1024**3
@@ -153,6 +156,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     _add_job_commands(commands)
     _add_license_commands(commands)
+    _add_ami_commands(commands)
     return parser
 
 
@@ -199,6 +203,105 @@ def _add_license_commands(commands: Any) -> None:
     send.add_argument("--region", help="the instance's AWS region (default: boto3's)")
     _add_data_dir(send)
     send.set_defaults(handler=_metering_send)
+
+
+def _add_ami_commands(commands: Any) -> None:
+    first_boot = commands.add_parser(
+        "first-boot",
+        help="provision a Marketplace instance, once (the AMI's first-boot oneshot)",
+        description="Read the instance identity through IMDSv2, check the Marketplace "
+        "product code, generate the PAYG license bound to the instance, create the admin "
+        "whose first API token is the instance id, enable the renewal and metering timers. "
+        "A second run on the same instance does nothing. Exit 0 when provisioned or already "
+        f"done, {EXIT_NOT_MARKETPLACE} when the instance is not a Marketplace launch "
+        "(nothing generated), 1 on any other failure.",
+    )
+    first_boot.add_argument(
+        "--imds-endpoint", help="the metadata service (default: $ANNOTRAIN_IMDS_ENDPOINT)"
+    )
+    first_boot.add_argument(
+        "--product-code",
+        help="this AMI's Marketplace product code (default: $ANNOTRAIN_MARKETPLACE_PRODUCT_CODE)",
+    )
+    first_boot.add_argument(
+        "--no-systemctl",
+        action="store_true",
+        help="do not enable the timers (outside systemd: a container, a test)",
+    )
+    _add_data_dir(first_boot)
+    first_boot.set_defaults(handler=_first_boot)
+
+    backup = commands.add_parser(
+        "backup",
+        help="back the lab up while it runs (database, files, manifest)",
+        description="Copy the SQLite database online and every file of the data folder to "
+        "a folder or s3://bucket/prefix, then write the manifest (sizes, SHA-256) last: a "
+        "backup without a manifest is partial and never restored. Prints the backup's "
+        "location on stdout.",
+    )
+    backup.add_argument(
+        "--to",
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="where (default: $ANNOTRAIN_BACKUP_TARGET, else DATA_DIR/backups)",
+    )
+    backup.add_argument(
+        "--keep", type=int, metavar="N", help="then delete all but the N newest complete backups"
+    )
+    backup.add_argument(
+        "--list", action="store_true", help="list the backups there (JSON) instead of backing up"
+    )
+    _add_data_dir(backup)
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser(
+        "restore",
+        help="replace the lab's data with a backup's, after checking every file",
+        description="Copy every file of the backup into a staging folder, checking its size "
+        "and SHA-256 against the manifest, check the database, and only then swap it in. "
+        "Refuses a partial or changed backup (naming the file), and a lab in use: stop the "
+        "API server first (sudo systemctl stop annotrain-api).",
+    )
+    restore.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DIR/NAME|s3://BUCKET/PREFIX/NAME",
+        help="the backup (as 'annotrain backup' printed it)",
+    )
+    restore.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the replaced data in DATA_DIR/.restore-*/previous instead of deleting it",
+    )
+    _add_data_dir(restore)
+    restore.set_defaults(handler=_restore)
+
+    project = commands.add_parser(
+        "project",
+        help="move a project between labs (single node and serverless)",
+        description="Export a project (config, members, tasks with completions, reviews and "
+        "predictions) to a JSON Lines file, or import one as a new project. Works on this "
+        "node's SQLite lab, or on a serverless lab's table with ANNOTRAIN_MODE=serverless, "
+        "ANNOTRAIN_TABLE and ANNOTRAIN_OVERFLOW_BUCKET set (and AWS credentials).",
+    )
+    project_commands = project.add_subparsers(
+        dest="project_command", required=True, metavar="ACTION"
+    )
+    export = project_commands.add_parser("export", help="write a project to a file")
+    export.add_argument("project", type=int, metavar="PROJECT")
+    export.add_argument("--to", required=True, type=Path, metavar="FILE.jsonl")
+    _add_data_dir(export)
+    export.set_defaults(handler=_project_export)
+    import_ = project_commands.add_parser(
+        "import", help="make a new project from an export (all of it, or nothing)"
+    )
+    import_.add_argument("input", type=Path, metavar="FILE.jsonl")
+    import_.add_argument("--name", help="the new project's name (default: the exported one)")
+    import_.add_argument(
+        "--as", dest="user", default="admin", help="who the project is created by (admin)"
+    )
+    _add_data_dir(import_)
+    import_.set_defaults(handler=_project_import)
 
 
 def _add_job_commands(commands: Any) -> None:
@@ -420,35 +523,281 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from annotrain.adapters.ed25519 import licensing_from_settings
+    from annotrain.adapters.lab_lock import LabLock
     from annotrain.adapters.local_runner import LocalJobRunner
     from annotrain.adapters.system_clock import SystemClock
+    from annotrain.domain.errors import LabBusyError
     from annotrain.services.licenses import GrantCache, runner_limits
 
     settings = _settings(args.data_dir)
-    store = _open_store(settings)
     try:
-        licensing = licensing_from_settings(settings)
-        clock = SystemClock()
-        grants = GrantCache(
-            lambda: licensing.grant(store, clock.now()), settings.license_cache_seconds, clock
-        )
-        # Jobs open the same SQLite file; the runner recovers what a previous server
-        # left running before it takes new jobs, and stops its jobs when uvicorn returns.
-        # It runs as many jobs of a kind at once as the license allows servers.
-        runner = LocalJobRunner(
-            store, log_dir=settings.data_dir / "logs", env=_job_env(settings),
-            limits=lambda: runner_limits(grants.get()),
-        )  # fmt: skip
-        app = _serving_app(settings, store, args.demo, runner=runner)
-        runner.start()
+        # Held while serving: `annotrain restore` refuses to replace the data meanwhile.
+        lab_lock = LabLock(settings.data_dir).shared("start the server")
+        lab_lock.__enter__()
+    except LabBusyError as exc:
+        raise _RefusedInputError(str(exc)) from None
+    try:
+        store = _open_store(settings)
         try:
-            loop, http = _event_loop_and_parser()
-            uvicorn.run(app, host=args.host, port=args.port, loop=loop, http=http)
+            licensing = licensing_from_settings(settings)
+            clock = SystemClock()
+            grants = GrantCache(
+                lambda: licensing.grant(store, clock.now()), settings.license_cache_seconds, clock
+            )
+            # Jobs open the same SQLite file; the runner recovers what a previous server
+            # left running before it takes new jobs, and stops its jobs when uvicorn
+            # returns. It runs as many jobs of a kind at once as the license allows servers.
+            runner = LocalJobRunner(
+                store, log_dir=settings.data_dir / "logs", env=_job_env(settings),
+                limits=lambda: runner_limits(grants.get()),
+            )  # fmt: skip
+            app = _serving_app(settings, store, args.demo, runner=runner)
+            runner.start()
+            try:
+                loop, http = _event_loop_and_parser()
+                uvicorn.run(app, host=args.host, port=args.port, loop=loop, http=http)
+            finally:
+                runner.shutdown()
         finally:
-            runner.shutdown()
+            store.close()
     finally:
-        store.close()
+        lab_lock.__exit__(None, None, None)
     return 0
+
+
+def _first_boot(args: argparse.Namespace) -> int:
+    from annotrain.adapters.imds import Imdsv2Metadata
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.domain.errors import AnnotrainError
+    from annotrain.services.first_boot import NotAMarketplaceLaunchError, run_first_boot
+    from annotrain.settings import FirstBootSettings
+
+    settings = _settings(args.data_dir)
+    boot = FirstBootSettings()
+    endpoint = args.imds_endpoint or boot.imds_endpoint
+    code = boot.marketplace_product_code if args.product_code is None else args.product_code
+
+    def enable_units(units: Sequence[str]) -> None:
+        if args.no_systemctl:
+            print(f"annotrain: --no-systemctl: not enabling {', '.join(units)}", file=sys.stderr)
+        else:
+            enable_systemd_units(units)
+
+    with LabLock(settings.data_dir).shared("run first boot"), _open_store(settings) as store:
+        try:
+            result = run_first_boot(
+                metadata=Imdsv2Metadata(endpoint),
+                users=store,
+                clock=SystemClock(),
+                provision_license=payg_license_provisioner(settings, store),
+                enable_units=enable_units,
+                data_dir=settings.data_dir,
+                product_code=code,
+            )
+        except NotAMarketplaceLaunchError as exc:
+            print(f"annotrain: first boot: {exc}", file=sys.stderr)
+            return EXIT_NOT_MARKETPLACE
+        except AnnotrainError as exc:
+            print(f"annotrain: first boot failed: {exc}; it runs again at the next boot, or "
+                  "now with 'systemctl restart annotrain-first-boot'", file=sys.stderr)  # fmt: skip
+            return 1
+    for note in result.notes:
+        print(f"annotrain: first boot: {note}", file=sys.stderr)
+    return 0
+
+
+def payg_license_provisioner(settings: Settings, store: SqliteStore) -> PaygLicenseProvisioner:
+    """The licensing service's PAYG license generator, over this lab's data folder.
+
+    Generates, signs and stores the license bound to the instance, then writes
+    ``DATA_DIR/instance.env`` (mode 0600) with ``ANNOTRAIN_INSTANCE_ID``, which the
+    systemd units read so that the lab judges the license against this instance.
+    """
+    from annotrain.adapters.ed25519 import provision_payg_license
+
+    def provision(request: PaygLicenseRequest) -> str:
+        lic = provision_payg_license(
+            settings, instance_id=request.instance_id, product_code=request.product_code
+        )
+        _write_private(
+            settings.data_dir / INSTANCE_ENV_FILE, f"ANNOTRAIN_INSTANCE_ID={request.instance_id}\n"
+        )
+        return lic.id
+
+    return provision
+
+
+#: Written by first boot, read by the AMI's systemd units (EnvironmentFile=-…).
+INSTANCE_ENV_FILE = "instance.env"
+
+
+def enable_systemd_units(units: Sequence[str]) -> None:
+    """``systemctl enable --now UNITS``; an AnnotrainError saying what failed otherwise.
+
+    As the service user (the first-boot unit), through ``sudo -n``: install.sh allows
+    that one command in /etc/sudoers.d/annotrain.
+    """
+    import shutil
+    import subprocess
+
+    from annotrain.domain.errors import AnnotrainError
+
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise AnnotrainError(f"systemctl is not on PATH: cannot enable {', '.join(units)}")
+    command = [systemctl, "enable", "--now", *units]
+    if os.geteuid() != 0:
+        command = ["sudo", "-n", *command]
+    done = subprocess.run(  # noqa: S603 - fixed programs, unit names from our own constants
+        command, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise AnnotrainError(
+            f"systemctl enable --now {' '.join(units)} failed ({done.returncode}): "
+            f"{done.stderr.strip()}"
+        )
+
+
+def _backup_target(settings: Settings, location: str | None) -> tuple[Any, tuple[Path, ...]]:
+    """The target a location names, and what of the data folder it makes no lab data."""
+    from annotrain.adapters.backup_targets import backup_target_for, folders_kept_out
+
+    target = backup_target_for(location or settings.backup_location)
+    return target, folders_kept_out(target, settings.data_dir)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.adapters.sqlite_backup import SqliteLabDatabase
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.domain.errors import AnnotrainError, BackupInProgressError, LabBusyError
+    from annotrain.services import backups
+
+    settings = _settings(args.data_dir)
+    target, exclude = _backup_target(settings, args.to)
+    if args.list:
+        listed = [_summary_json(b) for b in backups.list_backups(target)]
+        json.dump(listed, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.keep is not None and args.keep < 1:
+        raise _RefusedInputError("--keep: keep at least 1 backup")
+    lock = LabLock(settings.data_dir)
+    try:
+        with lock.shared("back the lab up"), lock.only_backup():
+            manifest = backups.create_backup(
+                data_dir=settings.data_dir, database=SqliteLabDatabase(settings.database_path),
+                target=target, clock=SystemClock(), exclude=exclude,
+            )  # fmt: skip
+            print(f"annotrain: backed up {len(manifest.files)} files, {manifest.total_bytes} "
+                  f"bytes, as {manifest.name}", file=sys.stderr)  # fmt: skip
+            if args.keep is not None:
+                for name in backups.prune_backups(target, args.keep):
+                    print(f"annotrain: deleted the backup {name} (keeping {args.keep})",
+                          file=sys.stderr)  # fmt: skip
+    except (LabBusyError, BackupInProgressError) as exc:
+        raise _RefusedInputError(str(exc)) from None
+    except AnnotrainError as exc:
+        print(f"annotrain: the backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target.describe()}/{manifest.name}")
+    return 0
+
+
+def _summary_json(summary: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    document = asdict(summary)
+    if summary.created_at is not None:
+        document["created_at"] = summary.created_at.isoformat()
+    return document
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from annotrain.adapters.backup_targets import split_backup_location
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.adapters.sqlite_backup import SqliteLabDatabase
+    from annotrain.domain.errors import AnnotrainError, BackupRefusedError, LabBusyError
+    from annotrain.services import backups
+
+    settings = _settings(args.data_dir)
+    location, name = split_backup_location(args.source)
+    target, exclude = _backup_target(settings, location)
+    try:
+        with LabLock(settings.data_dir).exclusive("restore"):
+            result = backups.restore_backup(
+                target=target, name=name, data_dir=settings.data_dir,
+                database=SqliteLabDatabase(settings.database_path), exclude=exclude,
+                keep_previous=args.keep_previous,
+            )  # fmt: skip
+    except (LabBusyError, BackupRefusedError) as exc:
+        raise _RefusedInputError(str(exc)) from None
+    except AnnotrainError as exc:
+        print(f"annotrain: the restore failed: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.manifest.counts.items()))
+    print(f"annotrain: restored {name} ({len(result.manifest.files)} files; {counts}) into "
+          f"{settings.data_dir}", file=sys.stderr)  # fmt: skip
+    if result.previous is not None:
+        print(f"annotrain: the replaced data is in {result.previous}", file=sys.stderr)
+    return 0
+
+
+def _transfer_store(settings: Settings) -> Any:
+    """The lab the transfer reads or writes: SQLite here, or the serverless table."""
+    from annotrain.settings import Mode
+
+    if settings.mode == Mode.SERVERLESS:
+        from annotrain.adapters.dynamodb import DynamoDbStore
+
+        if not settings.table:
+            raise _RefusedInputError("set ANNOTRAIN_TABLE to the serverless lab's table")
+        return contextlib.nullcontext(
+            DynamoDbStore(settings.table, overflow_bucket=settings.overflow_bucket)
+        )
+    return _open_store(settings)
+
+
+def _project_export(args: argparse.Namespace) -> int:
+    from annotrain.domain.errors import NotFoundError
+    from annotrain.services.project_transfer import export_project
+
+    settings = _settings(args.data_dir)
+    with _transfer_store(settings) as store:
+        try:
+            store.get_project(args.project)
+        except NotFoundError as exc:
+            raise _RefusedInputError(str(exc)) from None
+        with _output(args.to) as out:
+            counts = export_project(store, args.project, out)
+    print(f"annotrain: exported project {args.project} to {args.to}: {_counted(counts)}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _project_import(args: argparse.Namespace) -> int:
+    from annotrain.adapters.system_clock import SystemClock
+    from annotrain.services.project_transfer import import_project
+
+    settings = _settings(args.data_dir)
+    try:
+        handle = args.input.open(encoding="utf-8")
+    except OSError as exc:
+        raise _RefusedInputError(f"cannot read {args.input}: {exc.strerror}") from None
+    with handle, _transfer_store(settings) as store:
+        counts = import_project(store, handle, SystemClock(), created_by=args.user, name=args.name)
+    print(f"annotrain: imported {args.input} as project {counts.project_id}: "
+          f"{_counted(counts)}", file=sys.stderr)  # fmt: skip
+    print(counts.project_id)
+    return 0
+
+
+def _counted(counts: Any) -> str:
+    return (
+        f"{counts.tasks} tasks, {counts.completions} completions, {counts.reviews} reviews, "
+        f"{counts.predictions} predictions, {counts.members} members"
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -608,6 +957,7 @@ class _LocalLab:
         self.settings = settings
         self.licensing = licensing_from_settings(settings)
         self.store = _open_store(settings)
+        self.use_gpu = settings.use_gpu
         self.blobs = FilesystemBlobStore(settings.blob_dir)
         self.clock = SystemClock()
         self.principal = Principal(user, is_admin=True)
@@ -618,11 +968,23 @@ class _LocalLab:
 
 def _run_and_wait(args: argparse.Namespace, start: Any) -> int:
     """Start a run with a local worker beside any server, show its progress, exit by its end."""
+    from annotrain.adapters.lab_lock import LabLock
+    from annotrain.domain.errors import LabBusyError
+
+    settings = _settings(args.data_dir)
+    try:
+        with LabLock(settings.data_dir).shared("run a job"):
+            return _run_and_wait_locked(args, start, settings)
+    except LabBusyError as exc:
+        raise _RefusedInputError(str(exc)) from None
+
+
+def _run_and_wait_locked(args: argparse.Namespace, start: Any, settings: Settings) -> int:
     import time
 
     from annotrain.domain.errors import JobRunnerUnavailableError, NotFoundError
 
-    lab = _LocalLab(_settings(args.data_dir), args.user)
+    lab = _LocalLab(settings, args.user)
     # Beside a server on the same lab: serve only this job, take nothing of the server's.
     lab.runner.start(recover=False)
     try:
@@ -669,10 +1031,14 @@ def _show_progress(run: Any) -> None:
 
 def _job_env(settings: Settings) -> dict[str, str]:
     """What a local job needs to find the lab: its database and its blob folder."""
-    return {
+    env = {
         "ANNOTRAIN_DB": str(settings.database_path.resolve()),
         "ANNOTRAIN_BLOB_DIR": str(settings.blob_dir.resolve()),
     }
+    if not settings.use_gpu:
+        # useGPU=false: the drivers stay, but the jobs see no GPU.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
 
 
 def _event_loop_and_parser() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:

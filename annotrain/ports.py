@@ -512,6 +512,52 @@ class PresignedUrls(Protocol):
         ...
 
 
+class BackupTarget(Protocol):
+    """Where backups are kept: a folder or an S3 prefix (single node).
+
+    A backup is a named set of files (``annotrain-20250301T120000Z``); ``path`` is a
+    relative path inside it (``manifest.json``, ``files/blobs/…``), letters, digits
+    and ``-_.=~/`` only, without ``..`` or empty parts.
+    """
+
+    def describe(self) -> str:
+        """Where the backups are, for messages (``/var/backups/annotrain``, ``s3://b/p``)."""
+        ...
+
+    def names(self) -> list[str]:
+        """The backups present, complete or not, by name."""
+        ...
+
+    def write(self, name: str, path: str, stream: BinaryIO) -> None:
+        """Store one file of a backup; it appears whole or not at all."""
+        ...
+
+    def open(self, name: str, path: str) -> BinaryIO:
+        """A stream of one file (NotFoundError if absent); the caller closes it."""
+        ...
+
+    def delete_backup(self, name: str) -> None:
+        """Delete a backup and every file in it."""
+        ...
+
+
+class LabDatabase(Protocol):
+    """The single node's database as a file: copied while in use, checked, counted."""
+
+    def backup_into(self, path: Path) -> None:
+        """Write a consistent copy of the live database to ``path`` (online backup)."""
+        ...
+
+    def check_copy(self, path: Path) -> None:
+        """Raise AnnotrainError naming ``path`` unless it is a sound database this
+        version of annotrain can open."""
+        ...
+
+    def count_copy(self, path: Path) -> dict[str, int]:
+        """How many rows each table of a copy holds (reviews counted one by one)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """What to run: ``python -m batch_jobs.<kind> --run-id <run_id>``.
@@ -590,6 +636,35 @@ class UsageReporter(Protocol):
             MeteringRefusedError: AWS did not take it; ``retry`` says whether a later
                 identical send may succeed.
         """
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceIdentity:
+    """Who this EC2 instance is, from its instance identity document.
+
+    Attributes:
+        instance_id: ``i-…``; also the admin's first API token, so never logged.
+        region: The AWS region.
+        account_id: The account that runs the instance.
+        instance_type: ``g4dn.xlarge``…
+        image_id: The AMI it was launched from.
+        product_codes: The AWS Marketplace product codes of the launch (none when
+            it was not launched from a Marketplace listing).
+    """
+
+    instance_id: str
+    region: str
+    account_id: str
+    instance_type: str = ""
+    image_id: str = ""
+    product_codes: tuple[str, ...] = ()
+
+
+class InstanceMetadata(Protocol):
+    """Where the identity comes from (IMDSv2 on EC2, a fake in tests)."""
+
+    def identity(self) -> InstanceIdentity:
+        """This instance's identity; raises AnnotrainError when it cannot be read."""
         ...
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Mode", "Settings", "get_settings"]
+__all__ = ["FirstBootSettings", "Mode", "Settings", "get_settings"]
 
 
 class Mode(StrEnum):
@@ -76,6 +76,11 @@ class Settings(BaseSettings):
             runs a script: set it in both environments.
         max_training_script_bytes: The largest training script an upload takes.
         custom_script_timeout_seconds: How long the job lets a training script run.
+        backup_target: Where ``POST /api/v1/backups`` and ``annotrain backup`` write
+            without ``--to``: ``s3://bucket/prefix``, an absolute folder, or a folder
+            relative to the data folder (default ``backups``: ``DATA_DIR/backups``, left
+            out of the backups themselves).
+        backup_keep: How many backups the daily backup keeps (``--keep``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -110,6 +115,8 @@ class Settings(BaseSettings):
     allow_custom_scripts: bool = False
     max_training_script_bytes: int = Field(default=256 * 1024, gt=0)
     custom_script_timeout_seconds: float = Field(default=6 * 3600, gt=0)
+    backup_target: str = Field(default="backups", min_length=1)
+    backup_keep: int = Field(default=7, ge=1)
 
     @property
     def blob_dir(self) -> Path:
@@ -122,9 +129,31 @@ class Settings(BaseSettings):
         return self.data_dir / "license-signing-key"
 
     @property
+    def backup_location(self) -> str:
+        """Where backups go when no other place is named."""
+        if self.backup_target.startswith("s3://") or Path(self.backup_target).is_absolute():
+            return self.backup_target
+        return str(self.data_dir / self.backup_target)
+
+    @property
     def database_path(self) -> Path:
         """The single-node SQLite file."""
         return self.data_dir / "annotrain.db"
+
+
+class FirstBootSettings(BaseSettings):
+    """Settings of ``annotrain first-boot`` (the AMI's first-boot oneshot).
+
+    Attributes:
+        marketplace_product_code: The AWS Marketplace product code of this AMI; first
+            boot generates a PAYG license only for an instance that carries it.
+        imds_endpoint: The EC2 instance metadata service (a test points it elsewhere).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
+
+    marketplace_product_code: str = ""
+    imds_endpoint: str = "http://169.254.169.254"
 
 
 @functools.cache

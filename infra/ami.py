@@ -1,10 +1,16 @@
 """The Ami stack: an EC2 Image Builder pipeline per flavour (CPU, GPU) for the Marketplace AMI.
 
-Its components are the YAML documents in ``marketplace_ami/`` (Image Builder's
-component format), in name order, after AWS's ``update-linux``; whatever
-documents exist when the app runs are taken. A component's name carries a hash
-of its document, because Image Builder components are immutable: a changed
-document is a new component, and the recipe's version follows.
+Its components are the YAML documents in ``marketplace_ami/components/`` (Image
+Builder's component format), in name order, after AWS's ``update-linux``; whatever
+documents exist when the app runs are taken. A document whose name ends in ``-cpu``
+goes only into the CPU recipe, ``-gpu`` only into the GPU one, any other into both.
+A component's name carries a hash of its document, because Image Builder components
+are immutable: a changed document is a new component, and the recipe's version follows.
+
+The lab's sources reach the build instance as a CDK asset (a zip in the bootstrap
+bucket): each recipe passes its S3 URI to the components as ``SourceUri``, and the
+Marketplace product code (context ``annotrain_marketplace_product_code``) as
+``ProductCode``, to the components that declare those parameters.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_imagebuilder as imagebuilder
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.nag import Ack, acknowledge
@@ -32,6 +39,13 @@ PARENT_IMAGES = {
     ),
 }
 BUILD_INSTANCE_TYPES = {"cpu": "m6i.large", "gpu": "g4dn.xlarge"}
+FLAVOURS = ("cpu", "gpu")
+#: What of the repository the build instance needs: the sources, pins and installer.
+SOURCE_EXCLUDES = [
+    ".git", ".venv", ".lock-venv", ".build", ".annotrain", ".annotrain-backups", "cdk.out",
+    "infra/node_modules", "**/__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+    ".hypothesis", "tests", "benchmarks",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,18 @@ class ComponentDocument:
     def digest(self) -> str:
         """A short hash of the document: a changed document is a new component."""
         return hashlib.sha256(self.text.encode()).hexdigest()[:10]
+
+    @property
+    def flavours(self) -> tuple[str, ...]:
+        """The recipes it belongs to: by the name's ``-cpu`` / ``-gpu`` ending, else both."""
+        for flavour in FLAVOURS:
+            if self.name.endswith(f"-{flavour}"):
+                return (flavour,)
+        return FLAVOURS
+
+    def declares(self, parameter: str) -> bool:
+        """Whether the document declares a parameter (``- SourceUri:`` under ``parameters``)."""
+        return f"- {parameter}:" in self.text
 
 
 def component_documents(folder: Path) -> list[ComponentDocument]:
@@ -75,7 +101,7 @@ class AmiPipeline(Construct):
         construct_id: str,
         *,
         flavour: str,
-        components: Sequence[imagebuilder.CfnComponent],
+        components: Sequence[tuple[imagebuilder.CfnComponent, dict[str, str]]],
         version: str,
         instance_profile: iam.CfnInstanceProfile,
         logs_bucket: s3.IBucket,
@@ -95,8 +121,22 @@ class AmiPipeline(Construct):
             version=version,
             parent_image=PARENT_IMAGES[flavour],
             components=[
-                imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(component_arn=arn)
-                for arn in [update_linux, *(c.attr_arn for c in components)]
+                imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+                    component_arn=update_linux
+                ),
+                *(
+                    imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+                        component_arn=component.attr_arn,
+                        parameters=[
+                            imagebuilder.CfnImageRecipe.ComponentParameterProperty(
+                                name=name, value=[value]
+                            )
+                            for name, value in parameters.items()
+                        ]
+                        or None,
+                    )
+                    for component, parameters in components
+                ),
             ],
             block_device_mappings=[
                 imagebuilder.CfnImageRecipe.InstanceBlockDeviceMappingProperty(
@@ -144,14 +184,28 @@ class AmiPipeline(Construct):
 class AmiStack(Stack):
     """Image Builder: the components of ``marketplace_ami/`` and a CPU and a GPU pipeline.
 
+    Args:
+        components_dir: The component documents (``marketplace_ami/components``).
+        source_dir: The repository root, shipped to the build instances as an asset.
+        product_code: The AWS Marketplace product code first boot checks for ("" until
+            the listing has one: first boot then generates no license).
+
     Attributes:
         components: The components made from the documents, by name.
         pipelines: The pipeline of each flavour (``cpu``, ``gpu``).
         logs_bucket: The build logs.
+        sources: The asset holding the lab's sources.
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, components_dir: Path, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        components_dir: Path,
+        source_dir: Path,
+        product_code: str = "",
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         documents = component_documents(components_dir)
@@ -217,8 +271,20 @@ class AmiStack(Stack):
                 ],
             ),
         )
+        self.sources = s3_assets.Asset(
+            self, "Sources", path=str(source_dir), exclude=SOURCE_EXCLUDES
+        )
+        # The one object, not the whole bootstrap bucket that grant_read would open.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.sources.bucket.arn_for_objects(self.sources.s3_object_key)],
+            )
+        )
         profile = iam.CfnInstanceProfile(self, "BuildInstanceProfile", roles=[role.role_name])
-        digest = hashlib.sha256("".join(d.digest for d in documents).encode()).hexdigest()
+        # Recipes are immutable: new documents, sources or product code make a new version.
+        fingerprint = "".join(d.digest for d in documents) + self.sources.asset_hash + product_code
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()
         version = f"1.{int(digest[:6], 16) % 100000}.0"
         self.components = {
             document.name: imagebuilder.CfnComponent(
@@ -231,15 +297,26 @@ class AmiStack(Stack):
             )
             for document in documents
         }
+        parameters = {
+            "SourceUri": self.sources.s3_object_url,
+            "ProductCode": product_code or "none",
+        }
         self.pipelines = {
             flavour: AmiPipeline(
                 self,
                 f"{flavour.capitalize()}Pipeline",
                 flavour=flavour,
-                components=list(self.components.values()),
+                components=[
+                    (
+                        self.components[document.name],
+                        {k: v for k, v in parameters.items() if document.declares(k)},
+                    )
+                    for document in documents
+                    if flavour in document.flavours
+                ],
                 version=version,
                 instance_profile=profile,
                 logs_bucket=self.logs_bucket,
             )
-            for flavour in ("cpu", "gpu")
+            for flavour in FLAVOURS
         }

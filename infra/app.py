@@ -105,7 +105,9 @@ def build_lab(app: App, *, root: Path = REPO_ROOT, nag: bool = True) -> LabStack
     ami = AmiStack(
         app,
         f"{STACK_PREFIX}Ami",
-        components_dir=root / "marketplace_ami",
+        components_dir=root / "marketplace_ami" / "components",
+        source_dir=root,
+        product_code=str(app.node.try_get_context("annotrain_marketplace_product_code") or ""),
         description="annotrain: Marketplace AMI pipelines",
     )
     monitoring = MonitoringStack(

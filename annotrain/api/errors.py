@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from annotrain.domain.errors import (
     AlreadyExistsError,
+    BackupInProgressError,
     ConflictError,
     CustomScriptsDisabledError,
     FileImportError,
@@ -33,6 +34,7 @@ from annotrain.domain.errors import (
     PermissionDeniedError,
     PresignUnavailableError,
     RunStateError,
+    SingleNodeOnlyError,
     StoreUnavailableError,
     TaskImportError,
 )
@@ -291,6 +293,14 @@ async def _not_implemented(request: Request, exc: Exception) -> JSONResponse:
     return error_response(501, "not_implemented", str(exc))
 
 
+async def _single_node_only(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(501, "single_node_only", str(exc))
+
+
+async def _backup_in_progress(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, "backup_in_progress", str(exc))
+
+
 async def _job_submit(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "job_submit_failed", str(exc), headers={"Retry-After": "30"})
 
@@ -342,3 +352,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LicenseScopeError, _license_scope)
     app.add_exception_handler(ServerLimitError, _server_limit)
     app.add_exception_handler(AmiModeError, _ami_mode)
+    app.add_exception_handler(SingleNodeOnlyError, _single_node_only)
+    app.add_exception_handler(BackupInProgressError, _backup_in_progress)

@@ -254,3 +254,39 @@ class CustomScriptsDisabledError(AnnotrainError):
             f"{action}: custom training scripts are off in this lab; an admin turns them on "
             "with ANNOTRAIN_ALLOW_CUSTOM_SCRIPTS=true (in the API's and the jobs' environment)"
         )
+
+
+class SingleNodeOnlyError(AnnotrainError):
+    """What only a single-node lab does, asked of a serverless one (HTTP 501).
+
+    The message says what the serverless lab offers instead, and where it is documented.
+    """
+
+    def __init__(self, action: str, instead: str) -> None:
+        self.action = action
+        self.instead = instead
+        super().__init__(f"cannot {action}: a serverless lab does not; {instead}")
+
+
+class BackupInProgressError(AnnotrainError):
+    """A backup of this lab is already running (HTTP 409)."""
+
+    def __init__(self, which: str) -> None:
+        self.which = which
+        super().__init__(f"{which} is still running; wait for it to finish")
+
+
+class BackupRefusedError(AnnotrainError):
+    """A backup that cannot be restored: partial, damaged or changed.
+
+    Attributes:
+        path: The file of the backup that fails (its manifest when the backup is partial).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {reason}; nothing was restored")
+
+
+class LabBusyError(AnnotrainError):
+    """The lab's data folder is in use in a way that forbids what was asked."""

@@ -556,7 +556,9 @@ def payg_license(
             raise LicenseError(f"{name} must be at least 1", field="limits")
     stamp = issued_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return License(
-        id=f"payg-{instance_id}-{stamp}",
+        # Not the instance id itself: it is also the admin's first API token, and a
+        # license id shows up in logs and listings.
+        id=f"payg-{hashlib.blake2b(instance_id.encode(), digest_size=6).hexdigest()}-{stamp}",
         type=LicenseType.PAYG,
         scopes=ALL_SCOPES,
         issued_at=_whole_seconds(issued_at),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from annotrain.domain.errors import AnnotrainError, NotImplementedYetError
+from annotrain.domain.errors import AnnotrainError
 from annotrain.domain.licenses import (
     Grant,
     License,
@@ -60,8 +60,6 @@ from annotrain.ports import (
 )
 from annotrain.services.access import Principal, require_admin
 from annotrain.services.run_lifecycle import mark_finished
-
-LICENSING_ISSUE = "issue 8 (Marketplace AMI, pay-as-you-go licensing, metering, backup and restore)"
 
 
 class AmiModeError(AnnotrainError):
@@ -523,15 +521,3 @@ def _parsed(record: LicenseRecord) -> License | None:
         return read_document(record.document)[0]
     except LicenseError:
         return None
-
-
-def list_backups(principal: Principal) -> None:
-    """The lab's backups (not implemented yet)."""
-    require_admin(principal, "listing backups")
-    raise NotImplementedYetError("listing backups", LICENSING_ISSUE)
-
-
-def start_backup(principal: Principal) -> None:
-    """Back the lab up (not implemented yet)."""
-    require_admin(principal, "backing the lab up")
-    raise NotImplementedYetError("backing the lab up", LICENSING_ISSUE)

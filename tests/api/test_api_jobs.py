@@ -16,17 +16,21 @@ from urllib.parse import quote
 
 import pytest
 from conftest import ROLES, SAMPLE_CONFIG, Lab
+from fakes import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_api_matrix import EVERYONE, MANAGERS, MEMBERS
 
+from annotrain.adapters.backup_targets import FolderBackupTarget
 from annotrain.adapters.filesystem import FilesystemBlobStore
 from annotrain.adapters.local_runner import LocalJobRunner
+from annotrain.adapters.sqlite_backup import SqliteLabDatabase
 from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.labelstudio import load_tasks
 from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus, Server
 from annotrain.domain.tasks import Member, Role
 from annotrain.domain.training_plan import ModelKind
+from annotrain.services.backups import SingleNodeBackups
 
 ADMINS = frozenset({"admin"})
 SAMPLE_TASKS = Path(__file__).resolve().parents[2] / "examples" / "sample_project" / "tasks.json"
@@ -72,8 +76,8 @@ JOB_ROUTES = {
         "POST", "/api/v1/licenses", ADMINS, 422, in_project=False, body={"document": "{}"}
     ),
     "delete license": JobRoute("DELETE", "/api/v1/licenses/{lid}", ADMINS, 204, in_project=False),
-    "list backups": JobRoute("GET", "/api/v1/backups", ADMINS, in_project=False),
-    "start backup": JobRoute("POST", "/api/v1/backups", ADMINS, in_project=False),
+    "list backups": JobRoute("GET", "/api/v1/backups", ADMINS, 200, in_project=False),
+    "start backup": JobRoute("POST", "/api/v1/backups", ADMINS, 202, in_project=False),
 }
 #: The path parameters as the OpenAPI document names them.
 OPENAPI_NAMES = {
@@ -120,7 +124,19 @@ def jobs(lab: Lab) -> Lab:
     blobs.put("models/notes-ner/1/annotrain.json", io.BytesIO(b"{}"))
     runner = LocalJobRunner(lab.store, log_dir=lab.tmp_path / "logs")
     lab.client.app.state.runner = runner  # type: ignore[attr-defined]
+    lab.client.app.state.backups = inline_backups(lab)  # type: ignore[attr-defined]
     return lab
+
+
+def inline_backups(lab: Lab) -> SingleNodeBackups:
+    """Backups of the lab into a folder beside it, run at once rather than in a thread."""
+    return SingleNodeBackups(
+        data_dir=lab.tmp_path,
+        database=SqliteLabDatabase(lab.tmp_path / "annotrain.db"),
+        target=FolderBackupTarget(lab.tmp_path.parent / f"{lab.tmp_path.name}-backups"),
+        clock=FakeClock(),
+        start_thread=lambda run: run(),
+    )
 
 
 def _running_training(lab: Lab, run_id: str, project_id: int, by: str = "owner") -> None:
@@ -158,14 +174,6 @@ def test_job_route_refuses_a_request_without_a_token(jobs: Lab, name: str) -> No
     response = _call(jobs, JOB_ROUTES[name], {})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
-
-
-def test_not_implemented_names_what_is_missing_and_which_issue_brings_it(jobs: Lab) -> None:
-    response = jobs.client.post("/api/v1/backups", headers=jobs.auth("admin"))
-    assert response.status_code == 501
-    error = response.json()["error"]
-    assert error["code"] == "not_implemented"
-    assert "issue 8" in error["message"]
 
 
 def test_a_run_that_is_no_training_is_not_found_as_a_training(jobs: Lab) -> None:
