@@ -98,8 +98,8 @@ _ERROR_DESCRIPTIONS = {
     413: "payload_too_large: the body is over the limit",
     422: "validation_error: the request does not fit the schema (details per field); "
     "invalid_request, invalid_labeling_config, invalid_tasks: values the lab refuses",
-    501: "not_implemented: the feature has not landed (the message names the issue that "
-    "brings it); presigned_urls_unavailable: this lab keeps its files in a folder",
+    501: "single_node_only: a serverless lab does not do this (the message says what it "
+    "offers instead); presigned_urls_unavailable: this lab keeps its files in a folder",
     503: "store_unavailable: storage stayed busy (retry after Retry-After); "
     "job_runner_unavailable: this app has no job runner",
 }
