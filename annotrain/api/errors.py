@@ -8,7 +8,7 @@ fault when there is one, ``details`` lists every problem when there are several
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -30,7 +30,6 @@ from annotrain.domain.errors import (
     JobSubmitError,
     LabelingConfigError,
     NotFoundError,
-    NotImplementedYetError,
     PermissionDeniedError,
     PresignUnavailableError,
     RunStateError,
@@ -218,26 +217,6 @@ async def _not_authenticated(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _permission_denied(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(403, "forbidden", str(exc))
-
-
-async def _custom_scripts_disabled(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(403, "custom_scripts_disabled", str(exc))
-
-
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(404, "not_found", str(exc))
-
-
-async def _conflict(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "conflict", str(exc))
-
-
-async def _already_exists(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "already_exists", str(exc))
-
-
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidRequestError)
     return error_response(422, "invalid_request", str(exc), field=exc.field)
@@ -275,30 +254,10 @@ async def _file_import(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _presign_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(501, "presigned_urls_unavailable", str(exc))
-
-
-async def _image_check_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(503, "image_check_unavailable", str(exc))
-
-
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error_response(
         503, "store_unavailable", str(exc) or "storage is busy", headers={"Retry-After": "1"}
     )
-
-
-async def _not_implemented(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(501, "not_implemented", str(exc))
-
-
-async def _single_node_only(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(501, "single_node_only", str(exc))
-
-
-async def _backup_in_progress(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "backup_in_progress", str(exc))
 
 
 async def _job_submit(request: Request, exc: Exception) -> JSONResponse:
@@ -315,16 +274,29 @@ async def _license_scope(request: Request, exc: Exception) -> JSONResponse:
     return error_response(403, "license_scope_missing", str(exc), field=exc.scope.value)
 
 
-async def _server_limit(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "server_limit_reached", str(exc))
+#: Errors whose answer is their status, their code and their own message.
+_PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    PermissionDeniedError: (403, "forbidden"),
+    CustomScriptsDisabledError: (403, "custom_scripts_disabled"),
+    NotFoundError: (404, "not_found"),
+    ConflictError: (409, "conflict"),
+    RunStateError: (409, "conflict"),
+    AlreadyExistsError: (409, "already_exists"),
+    ServerLimitError: (409, "server_limit_reached"),
+    AmiModeError: (409, "ami_mode"),
+    BackupInProgressError: (409, "backup_in_progress"),
+    PresignUnavailableError: (501, "presigned_urls_unavailable"),
+    SingleNodeOnlyError: (501, "single_node_only"),
+    ImageCheckUnavailableError: (503, "image_check_unavailable"),
+    JobRunnerUnavailableError: (503, "job_runner_unavailable"),
+}
 
 
-async def _ami_mode(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "ami_mode", str(exc))
+def _plain(status: int, code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, code, str(exc))
 
-
-async def _runner_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(503, "job_runner_unavailable", str(exc))
+    return handler
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -332,25 +304,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(NotAuthenticatedError, _not_authenticated)
-    app.add_exception_handler(PermissionDeniedError, _permission_denied)
-    app.add_exception_handler(NotFoundError, _not_found)
-    app.add_exception_handler(CustomScriptsDisabledError, _custom_scripts_disabled)
-    app.add_exception_handler(ConflictError, _conflict)
-    app.add_exception_handler(AlreadyExistsError, _already_exists)
     app.add_exception_handler(InvalidRequestError, _invalid_request)
     app.add_exception_handler(LabelingConfigError, _labeling_config)
     app.add_exception_handler(TaskImportError, _task_import)
     app.add_exception_handler(FileImportError, _file_import)
-    app.add_exception_handler(PresignUnavailableError, _presign_unavailable)
-    app.add_exception_handler(ImageCheckUnavailableError, _image_check_unavailable)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
-    app.add_exception_handler(NotImplementedYetError, _not_implemented)
-    app.add_exception_handler(JobRunnerUnavailableError, _runner_unavailable)
     app.add_exception_handler(JobSubmitError, _job_submit)
-    app.add_exception_handler(RunStateError, _conflict)
     app.add_exception_handler(LicenseError, _invalid_license)
     app.add_exception_handler(LicenseScopeError, _license_scope)
-    app.add_exception_handler(ServerLimitError, _server_limit)
-    app.add_exception_handler(AmiModeError, _ami_mode)
-    app.add_exception_handler(SingleNodeOnlyError, _single_node_only)
-    app.add_exception_handler(BackupInProgressError, _backup_in_progress)
+    for error, (status, code) in _PLAIN_ERRORS.items():
+        app.add_exception_handler(error, _plain(status, code))

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotrain.api.errors import ERROR_CONTENT
 from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus, Server
 
 
@@ -68,17 +67,6 @@ def server_out(server: Server) -> ServerOut:
 def server_stop_out(run: Run) -> ServerStopOut:
     """A stopped job's run as the API shows it."""
     return ServerStopOut(run_id=run.id, status=run.status)
-
-
-def not_implemented_until(issue: str) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI note of a route that answers 501 until ``issue`` lands."""
-    return {
-        501: {
-            "description": f"not_implemented: lands with {issue}; the message names what "
-            "is missing",
-            "content": ERROR_CONTENT,
-        }
-    }
 
 
 # --- trainings ---------------------------------------------------------------------

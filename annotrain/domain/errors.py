@@ -167,15 +167,6 @@ class PermissionDeniedError(AnnotrainError):
         super().__init__(f"{action} is for {allowed}")
 
 
-class NotImplementedYetError(AnnotrainError):
-    """A route whose feature has not landed yet (HTTP 501); names what and who brings it."""
-
-    def __init__(self, feature: str, brought_by: str) -> None:
-        self.feature = feature
-        self.brought_by = brought_by
-        super().__init__(f"{feature} is not implemented yet: it arrives with {brought_by}")
-
-
 class JobRunnerUnavailableError(AnnotrainError):
     """No job runner serves this app, so jobs cannot be started or stopped (HTTP 503)."""
 
