@@ -11,9 +11,11 @@ BIN := $(VENV)/bin
 EXTRAS := api,ml,infra,dev
 # Debian packages the lab needs at run time (installed when running as root):
 # Tesseract and the language packs of the project languages OCR serves
-# (annotrain/domain/ocr.py maps en→eng, de→deu, es→spa, pt→por, it→ita, da→dan, ro→ron).
+# (annotrain/domain/ocr.py maps en→eng, de→deu, es→spa, pt→por, it→ita, da→dan, ro→ron),
+# and Chromium with its driver for the web console's browser tests.
 DEBIAN_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-spa \
-	tesseract-ocr-por tesseract-ocr-ita tesseract-ocr-dan tesseract-ocr-ron
+	tesseract-ocr-por tesseract-ocr-ita tesseract-ocr-dan tesseract-ocr-ron \
+	chromium chromium-driver
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Constraints pin every package, build back-ends included (PIP_CONSTRAINT reaches
