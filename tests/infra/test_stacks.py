@@ -265,6 +265,29 @@ def test_no_bucket_is_public_unencrypted_or_reachable_without_tls(synthesis: Syn
     assert buckets >= 5
 
 
+def test_presigned_uploads_never_confirmed_expire_and_nothing_else_does(
+    synthesis: Synthesis,
+) -> None:
+    from annotrain.domain.task_files import image_key, upload_key
+
+    data = synthesis.lab.storage.data_bucket
+    properties = synthesis.templates[STORAGE]["Resources"][logical_id(data)]["Properties"]
+    rules = properties["LifecycleConfiguration"]["Rules"]
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule]
+    (uploads,) = expiring
+    assert uploads["Status"] == "Enabled"
+    assert 1 <= uploads["ExpirationInDays"] <= 2
+    assert uploads["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # S3 filters by prefix, not by pattern: the uploads' keys must start with it, and
+    # the checked images (and everything else the lab keeps) must not.
+    prefix = uploads.get("Prefix") or uploads["Filter"]["Prefix"]
+    upload_id = "0123456789abcdef0123456789abcdef"
+    assert upload_key(7, upload_id).startswith(prefix)
+    assert not image_key(7, upload_id).startswith(prefix)
+    for kept in ("projects/", "snapshots/", "models/", "logs/", "backups/"):
+        assert not kept.startswith(prefix), kept
+
+
 def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
     storage = synthesis.lab.storage
     resources = synthesis.templates[STORAGE]["Resources"]
