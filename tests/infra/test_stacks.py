@@ -362,9 +362,51 @@ def test_the_jobs_function_environment_names_the_stacks_queues_and_job_definitio
         assert not [name for name in other if "QUEUE" in name or "JOB_DEFINITION" in name]
 
 
+POWERTOOLS_SETTINGS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
 def test_the_event_function_environment_has_what_batch_events_reads(synthesis: Synthesis) -> None:
     environment = function_environment(synthesis, COMPUTE, synthesis.lab.compute.events.function)
-    assert set(environment) == {"ANNOTRAIN_TABLE", "ANNOTRAIN_OVERFLOW_BUCKET"}
+    assert (
+        set(environment) == {"ANNOTRAIN_TABLE", "ANNOTRAIN_OVERFLOW_BUCKET"} | POWERTOOLS_SETTINGS
+    )
+
+
+def every_function(synthesis: Synthesis) -> list[tuple[str, str, Any]]:
+    """(stack, service name, function) of every Lambda function of the lab."""
+    found = [
+        (API, f"annotrain-api-{group}", function)
+        for group, function in synthesis.lab.api.functions.items()
+    ]
+    return [*found, (COMPUTE, "annotrain-job-events", synthesis.lab.compute.events.function)]
+
+
+def test_every_function_is_traced_and_set_up_for_powertools(synthesis: Synthesis) -> None:
+    from infra.monitoring import FAILED_RUNS_METRIC
+    from lambdas.observability import NAMESPACE
+
+    functions = every_function(synthesis)
+    assert len(functions) == 5
+    for stack, service, function in functions:
+        properties = synthesis.templates[stack]["Resources"][logical_id(function)]["Properties"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}, service
+        environment = properties["Environment"]["Variables"]
+        assert environment["POWERTOOLS_SERVICE_NAME"] == service
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE == "annotrain"
+        assert environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
+        # Active tracing: the role may send its segments to X-Ray (and nothing else of X-Ray).
+        granted = actions(policies_of_role(synthesis.templates[stack], logical_id(function.role)))
+        xray = {a for a in granted if a.startswith("xray:")}
+        assert xray == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, service
+    (metric_filter,) = synthesis.resources(MONITORING, "AWS::Logs::MetricFilter").values()
+    (transformation,) = metric_filter["Properties"]["MetricTransformations"]
+    assert (transformation["MetricNamespace"], transformation["MetricName"]) == (
+        NAMESPACE, FAILED_RUNS_METRIC,
+    )  # fmt: skip
 
 
 # --- API -------------------------------------------------------------------------------
