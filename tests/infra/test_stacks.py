@@ -158,6 +158,38 @@ def test_job_state_changes_of_the_labs_queues_reach_the_event_function_with_a_de
     assert "TargetArn" in function["Properties"]["DeadLetterConfig"]
 
 
+def endpoint_service(name: Any) -> str:
+    """``ecr.api`` from ``com.amazonaws.<region>.ecr.api`` (a string or its Fn::Join)."""
+    if isinstance(name, dict):
+        name = "".join(p if isinstance(p, str) else "<region>" for p in name["Fn::Join"][1])
+    prefix = "com.amazonaws.<region>."
+    assert name.startswith(prefix), name
+    return str(name[len(prefix) :])
+
+
+def test_the_vpc_reaches_aws_through_endpoints_and_has_no_way_out(synthesis: Synthesis) -> None:
+    endpoints = synthesis.resources(COMPUTE, "AWS::EC2::VPCEndpoint").values()
+    gateway, interface = set(), set()
+    for endpoint in endpoints:
+        properties = endpoint["Properties"]
+        service = endpoint_service(properties["ServiceName"])
+        if properties.get("VpcEndpointType", "Gateway") == "Gateway":
+            gateway.add(service)
+            assert properties["RouteTableIds"], service
+        else:
+            interface.add(service)
+            assert properties["PrivateDnsEnabled"] is True, service
+            assert properties["SubnetIds"], service
+    assert gateway == {"s3", "dynamodb"}
+    assert {"ecr.api", "ecr.dkr", "logs"} <= interface
+    assert {"ecs", "ecs-agent", "ecs-telemetry"} <= interface  # the ECS agent on the hosts
+    for absent in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP"):
+        assert synthesis.resources(COMPUTE, absent) == {}, absent
+    subnets = synthesis.resources(COMPUTE, "AWS::EC2::Subnet").values()
+    assert subnets
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets)
+
+
 # --- least privilege ---------------------------------------------------------------
 
 
