@@ -114,6 +114,11 @@ def test_job_definitions_retry_reclaimed_hosts_only_and_time_out(synthesis: Synt
     for profile in ("gpu", "cpu"):
         for properties in job_definitions(synthesis, profile).values():
             assert properties["RetryStrategy"] == expected_retry
+            # A reclaimed or failed host is retried; a job that failed on its own is not.
+            rules = properties["RetryStrategy"]["EvaluateOnExit"]
+            assert rules[0] == {"OnStatusReason": "Host EC2*", "Action": "RETRY"}
+            assert rules[-1] == {"OnReason": "*", "Action": "EXIT"}
+            assert properties["RetryStrategy"]["Attempts"] > 1
             assert properties["Timeout"]["AttemptDurationSeconds"] > 0
             assert properties["PropagateTags"] is True
 
@@ -318,6 +323,38 @@ def test_presigned_uploads_never_confirmed_expire_and_nothing_else_does(
     assert not image_key(7, upload_id).startswith(prefix)
     for kept in ("projects/", "snapshots/", "models/", "logs/", "backups/"):
         assert not kept.startswith(prefix), kept
+
+
+def test_every_bucket_is_versioned_and_has_lifecycle_rules(synthesis: Synthesis) -> None:
+    buckets = synthesis.resources(STORAGE, "AWS::S3::Bucket")
+    assert len(buckets) == 4  # data, overflow, backups, access logs
+    for logical, bucket in buckets.items():
+        properties = bucket["Properties"]
+        assert properties["VersioningConfiguration"] == {"Status": "Enabled"}, logical
+        rules = properties["LifecycleConfiguration"]["Rules"]
+        assert rules, logical
+        assert all(rule["Status"] == "Enabled" for rule in rules), logical
+        # Old versions do not pile up for ever.
+        assert any("NoncurrentVersionExpiration" in rule for rule in rules), logical
+
+
+def test_aws_backup_keeps_the_table_and_lab_buckets_daily_in_a_retained_vault(
+    synthesis: Synthesis,
+) -> None:
+    storage = synthesis.lab.storage
+    (vault,) = synthesis.resources(STORAGE, "AWS::Backup::BackupVault").values()
+    assert vault["DeletionPolicy"] == "Retain"
+    assert vault["Properties"]["EncryptionKeyArn"] == {
+        "Fn::GetAtt": [logical_id(storage.key), "Arn"]
+    }
+    (plan,) = synthesis.resources(STORAGE, "AWS::Backup::BackupPlan").values()
+    (rule,) = plan["Properties"]["BackupPlan"]["BackupPlanRule"]
+    assert rule["ScheduleExpression"].startswith("cron(")
+    assert rule["Lifecycle"]["DeleteAfterDays"] >= 7
+    (selection,) = synthesis.resources(STORAGE, "AWS::Backup::BackupSelection").values()
+    selected = json.dumps(selection["Properties"]["BackupSelection"]["Resources"])
+    for resource in (storage.table, storage.data_bucket, storage.overflow_bucket):
+        assert logical_id(resource) in selected
 
 
 def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
@@ -528,6 +565,8 @@ def test_the_lambda_bundle_holds_the_api_for_linux_python_312_without_torch_or_j
     assert (bundle / "annotrain" / "adapters" / "dynamodb.py").is_file()
     assert (bundle / "fastapi").is_dir()
     assert (bundle / "mangum").is_dir()
+    assert (bundle / "aws_lambda_powertools").is_dir()  # lambdas/observability.py
+    assert (bundle / "aws_xray_sdk").is_dir()  # its Tracer, in the job-state function
     assert not (bundle / "batch_jobs").exists()
     assert not (bundle / "torch").exists()
     assert not (bundle / "transformers").exists()
@@ -556,6 +595,25 @@ def test_the_job_images_are_staged_at_synth_from_their_dockerfiles(synthesis: Sy
 
 
 # --- lint, nag, CLI ---------------------------------------------------------------------
+
+
+def test_cdk_json_sets_every_feature_flag_to_its_recommended_value(synthesis: Synthesis) -> None:
+    """The pinned aws-cdk-lib reports each flag: recommended, set in cdk.json, or its default."""
+    manifest = json.loads((synthesis.outdir / "manifest.json").read_text())
+    (report,) = [
+        a for a in manifest["artifacts"].values() if a["type"] == "cdk:feature-flag-report"
+    ]
+    flags = report["properties"]["flags"]
+    assert len(flags) > 50
+    off_recommendation = {}
+    for name, flag in flags.items():
+        if "recommendedValue" not in flag:
+            continue
+        # Unset, a flag behaves as its v2 default, or as off where it has none.
+        effective = flag.get("userValue", flag.get("unconfiguredBehavesLike", {}).get("v2", False))
+        if effective != flag["recommendedValue"]:
+            off_recommendation[name] = (effective, flag["recommendedValue"])
+    assert off_recommendation == {}
 
 
 def test_cfn_lint_finds_no_errors_in_any_template(synthesis: Synthesis) -> None:
