@@ -22,8 +22,9 @@ starts the training. So the function that takes completions never holds the
 right to submit a job.
 
 Every handler runs inside Lambda Powertools (:mod:`lambdas.observability`): a
-JSON log line per request with API Gateway's request id as correlation id, an
-X-Ray trace, EMF metrics. They too are made on the first invocation.
+JSON log line per request with API Gateway's request id as correlation id, and
+EMF metrics (the function's X-Ray segments come from Lambda's active tracing).
+They too are made on the first invocation.
 """
 
 from __future__ import annotations
@@ -202,13 +203,17 @@ def _serve(group: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @functools.cache
 def _observed(group: str) -> Handler:
-    """The group's entry point inside the logger, tracer and metrics (built on first use)."""
+    """The group's entry point inside Powertools' logger and metrics (built on first use).
+
+    Not its Tracer: the X-Ray SDK's import would cost about as much as the rest of
+    the cold start (lambdas/observability.py); Lambda's active tracing still records
+    each invocation.
+    """
     from lambdas.observability import instrument
 
     def serve(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return _serve(group, event, context)
 
-    serve.__name__ = serve.__qualname__ = f"{group}_handler"  # the trace's subsegment name
     return instrument(serve, access_log=True)
 
 
