@@ -93,4 +93,5 @@ def _lab_loggers_restored() -> Iterator[None]:
     handlers, propagate, level = list(lab.handlers), lab.propagate, lab.level
     yield
     lab.handlers[:] = handlers
-    lab.propagate, lab.level = propagate, level
+    lab.propagate = propagate
+    lab.setLevel(level)  # through setLevel: it clears logging's per-logger level caches
