@@ -36,6 +36,7 @@ from infra.config import ApiThrottle, LabConfig
 from infra.lambda_asset import RUNTIME, LambdaAsset
 from infra.log_groups import lab_log_group
 from infra.nag import Ack, acknowledge
+from infra.observability import powertools_environment
 from infra.storage import StorageRefs, StorageStack
 
 ADMIN_GROUP = "admin"
@@ -281,6 +282,9 @@ class ApiStack(Stack):
         self.functions: dict[str, lambda_.Function] = {}
         for group in self.GROUPS:
             environment = dict(settings)
+            environment |= powertools_environment(
+                f"annotrain-api-{group}", log_level=config.log_level
+            )
             if group == "jobs":
                 environment.update(batch_targets.environment())
             self.functions[group] = ApiFunction(

@@ -22,6 +22,7 @@ from infra.config import LabConfig
 from infra.lambda_asset import RUNTIME, LambdaAsset
 from infra.log_groups import lab_log_group
 from infra.nag import Ack, acknowledge
+from infra.observability import powertools_environment
 from infra.storage import StorageRefs, StorageStack
 
 BATCH_EVENTS_HANDLER = "lambdas.batch_events.handler"
@@ -95,13 +96,15 @@ class LabNetwork(Construct):
 class JobStateEvents(Construct):
     """Batch job-state changes of the lab's queues → the function that records them on runs.
 
-    Failed deliveries and failed invocations both land in a dead-letter queue.
+    The function is traced (X-Ray, active) and logs and counts through Lambda Powertools.
 
-    Attributes:
-        function: The ``lambdas.batch_events.handler`` function.
-        log_group: Its log group (one JSON line per event).
-        dead_letter_queue: Events that could not be applied.
-        rule: The EventBridge rule.
+        Failed deliveries and failed invocations both land in a dead-letter queue.
+
+        Attributes:
+            function: The ``lambdas.batch_events.handler`` function.
+            log_group: Its log group (one JSON line per event).
+            dead_letter_queue: Events that could not be applied.
+            rule: The EventBridge rule.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class JobStateEvents(Construct):
         storage: StorageRefs,
         queue_arns: list[str],
         log_retention_days: int,
+        log_level: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -141,6 +145,7 @@ class JobStateEvents(Construct):
             environment={
                 "ANNOTRAIN_TABLE": storage.table.table_name,
                 "ANNOTRAIN_OVERFLOW_BUCKET": storage.overflow_bucket.bucket_name,
+                **powertools_environment("annotrain-job-events", log_level=log_level),
             },
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
@@ -298,6 +303,7 @@ class ComputeStack(Stack):
             storage=storage,
             queue_arns=[c.queue.job_queue_arn for c in self.capacities.values()],
             log_retention_days=config.log_retention_days,
+            log_level=config.log_level,
         )
 
     @property

@@ -8,6 +8,7 @@ annotrain='{"gpu": {"enabled": false}}'`` (merged over the defaults, key by key)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,8 @@ class LabConfig:
         lambda_memory_mib: Memory of the API functions.
         log_retention_days: How long Lambda, API and flow logs are kept.
         heartbeat_seconds: The jobs' ``ANNOTRAIN_HEARTBEAT_SECONDS``.
+        log_level: The functions' ``POWERTOOLS_LOG_LEVEL`` (``DEBUG``, ``INFO``,
+            ``WARNING`` or ``ERROR``).
     """
 
     gpu: ComputeProfile | None
@@ -89,6 +92,7 @@ class LabConfig:
     lambda_memory_mib: int = 1024
     log_retention_days: int = 90
     heartbeat_seconds: int = 30
+    log_level: str = "INFO"
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -122,20 +126,32 @@ DEFAULTS: Mapping[str, Any] = {
     "lambda_memory_mib": 1024,
     "log_retention_days": 90,
     "heartbeat_seconds": 30,
+    "log_level": "INFO",
     "tags": {"project": "annotrain"},
 }
 
 
-def lab_config(context: Mapping[str, Any] | None) -> LabConfig:
+def lab_config(context: Mapping[str, Any] | str | None) -> LabConfig:
     """Build the configuration from the ``annotrain`` context object over :data:`DEFAULTS`.
 
     Args:
-        context: The context value (a mapping), or None for the defaults.
+        context: The context value: a mapping (from ``cdk.json``), its JSON text
+            (``cdk deploy -c annotrain='{…}'``: the CLI passes context values as
+            strings), or None for the defaults.
 
     Raises:
         ConfigError: A value is of the wrong type, out of range or unknown.
     """
-    values = _merge(DEFAULTS, context or {}, path=CONTEXT_KEY)
+    given: Any = context
+    if isinstance(context, str):
+        try:
+            given = json.loads(context)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"context {CONTEXT_KEY!r} is not JSON ({error}): give an object, "
+                f'-c {CONTEXT_KEY}=\'{{"gpu": {{"enabled": false}}}}\''
+            ) from None
+    values = _merge(DEFAULTS, given or {}, path=CONTEXT_KEY)
     gpu = dict(values["gpu"])
     enabled = _bool(gpu.pop("enabled"), "gpu.enabled")
     return LabConfig(
@@ -150,6 +166,7 @@ def lab_config(context: Mapping[str, Any] | None) -> LabConfig:
         lambda_memory_mib=_positive(values["lambda_memory_mib"], "lambda_memory_mib"),
         log_retention_days=_retention(values["log_retention_days"]),
         heartbeat_seconds=_positive(values["heartbeat_seconds"], "heartbeat_seconds"),
+        log_level=_log_level(values["log_level"]),
         tags={str(k): str(v) for k, v in dict(values["tags"]).items()},
     )
 
@@ -217,6 +234,15 @@ def _retention(value: Any) -> int:
     if value not in RETENTION_DAYS or isinstance(value, bool):
         raise ConfigError(f"log_retention_days must be one of {RETENTION_DAYS}, not {value!r}")
     return int(value)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return value.upper()
 
 
 def _optional_email(value: Any) -> str | None:

@@ -16,7 +16,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-METRICS_NAMESPACE = "annotrain"
+from infra.observability import METRICS_NAMESPACE
+
 FAILED_RUNS_METRIC = "FailedRuns"
 
 

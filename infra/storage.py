@@ -13,7 +13,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from annotrain.adapters.dynamodb import TABLE
+from annotrain.domain.task_files import UPLOADS_PREFIX
 from infra.nag import Ack, acknowledge
+
+# Days a presigned upload may wait for its confirmation before S3 expires it.
+UNCONFIRMED_UPLOAD_DAYS = 2
 
 
 class LabTable(Construct):
@@ -143,6 +147,14 @@ class StorageStack(Stack):
             lifecycle_rules=[
                 # A replaced model or snapshot is kept a while for recovery, not forever.
                 s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30)),
+                # Presigned uploads nobody confirmed (a presigned POST lives an hour at
+                # most): gone after two days, and their old versions after one more.
+                s3.LifecycleRule(
+                    id="UnconfirmedUploads",
+                    prefix=UPLOADS_PREFIX,
+                    expiration=Duration.days(UNCONFIRMED_UPLOAD_DAYS),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
             ],
         ).bucket
         self.overflow_bucket = LabBucket(

@@ -20,13 +20,16 @@ bus (``ANNOTRAIN_EVENT_BUS``); a rule on the bus sends it back to the jobs
 function, which counts it for active learning and, at the project's threshold,
 starts the training. So the function that takes completions never holds the
 right to submit a job.
+
+Every handler runs inside Lambda Powertools (:mod:`lambdas.observability`): a
+JSON log line per request with API Gateway's request id as correlation id, and
+EMF metrics (the function's X-Ray segments come from Lambda's active tracing).
+They too are made on the first invocation.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +96,6 @@ GROUP_SETTINGS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 # The jobs group's GPU targets: empty when the stack has no GPU queue (no GPU runs then).
 GPU_SETTINGS = ("gpu_queue", "gpu_job_definition_train", "gpu_job_definition_preannotate")
-
-_LOG = logging.getLogger("annotrain.lambdas.api")
 
 
 @functools.cache
@@ -177,6 +178,7 @@ def _on_completion_submitted(event: dict[str, Any]) -> dict[str, Any]:
     """Count a submitted completion for active learning; start the training at the threshold."""
     from annotrain.adapters.eventbridge import completion_submitted_from
     from annotrain.api.app import active_learning_trigger
+    from lambdas.observability import logger
 
     submitted = completion_submitted_from(event)
     run = active_learning_trigger(_app("jobs"))(submitted)
@@ -186,31 +188,51 @@ def _on_completion_submitted(event: dict[str, Any]) -> dict[str, Any]:
         "completion_id": submitted.completion_id,
         "training_run_id": run.id if run else None,
     }
-    _LOG.setLevel(logging.INFO)
-    _LOG.info(json.dumps(outcome))
+    logger().info(outcome["message"], extra={k: v for k, v in outcome.items() if k != "message"})
     return outcome
+
+
+def _serve(group: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if group == "jobs":
+        from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED
+
+        if event.get("detail-type") == COMPLETION_SUBMITTED:
+            return _on_completion_submitted(event)
+    return _handler(group)(event, context)
+
+
+@functools.cache
+def _observed(group: str) -> Handler:
+    """The group's entry point inside Powertools' logger and metrics (built on first use).
+
+    Not its Tracer: the X-Ray SDK's import would cost about as much as the rest of
+    the cold start (lambdas/observability.py); Lambda's active tracing still records
+    each invocation.
+    """
+    from lambdas.observability import instrument
+
+    def serve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return _serve(group, event, context)
+
+    return instrument(serve, access_log=True)
 
 
 def projects_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Projects, members, tasks (imports and images included) and export."""
-    return _handler("projects")(event, context)
+    return _observed("projects")(event, context)
 
 
 def completions_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Completions and reviews."""
-    return _handler("completions")(event, context)
+    return _observed("completions")(event, context)
 
 
 def jobs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Trainings, models, pre-annotations, OCR (and uploads), servers; and the bus's
     submitted completions."""
-    from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED
-
-    if event.get("detail-type") == COMPLETION_SUBMITTED:
-        return _on_completion_submitted(event)
-    return _handler("jobs")(event, context)
+    return _observed("jobs")(event, context)
 
 
 def system_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The system page, licenses and backups."""
-    return _handler("system")(event, context)
+    return _observed("system")(event, context)

@@ -43,3 +43,19 @@ def http_api_event(
         event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
         event["isBase64Encoded"] = True
     return event
+
+
+def lambda_context(function_name: str = "annotrain-test") -> Any:
+    """A Lambda context object with what the runtime gives a handler (and Powertools reads)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        function_name=function_name,
+        function_version="$LATEST",
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        memory_limit_in_mb=1024,
+        aws_request_id="8f6e4b1c-lambda-request",
+        log_group_name=f"/aws/lambda/{function_name}",
+        log_stream_name="2026/11/21/[$LATEST]stream",
+        get_remaining_time_in_millis=lambda: 29_000,
+    )

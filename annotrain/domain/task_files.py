@@ -119,9 +119,18 @@ def image_key(project_id: int, image_id: str) -> str:
     return f"projects/{project_id}/images/{_checked_image_id(image_id)}"
 
 
+# Where presigned uploads land until confirmed: one top-level prefix, so the bucket's
+# lifecycle rule (a prefix filter, not a glob) expires those never confirmed.
+UPLOADS_PREFIX = "uploads/"
+
+
 def upload_key(project_id: int, upload_id: str) -> str:
-    """The blob key a presigned upload lands at, before it is checked."""
-    return f"projects/{project_id}/uploads/{_checked_image_id(upload_id)}"
+    """The blob key a presigned upload lands at, before it is checked.
+
+    Under :data:`UPLOADS_PREFIX`, not under the project's folder: S3 expires the
+    uploads nobody confirmed by that prefix (infra/storage.py).
+    """
+    return f"{UPLOADS_PREFIX}{project_id}/{_checked_image_id(upload_id)}"
 
 
 def image_reference(project_id: int, image_id: str) -> str:

@@ -11,7 +11,7 @@ neither tasks nor files behind.
 Images live at ``projects/<project id>/images/<image id>`` (128 random bits as hex)
 and a task's image field holds the API path that serves them
 (:func:`annotrain.domain.task_files.image_reference`). A presigned upload lands at
-``projects/<project id>/uploads/<upload id>`` and is copied to the image key only
+``uploads/<project id>/<upload id>`` and is copied to the image key only
 once confirmed and checked, so the API never serves what it has not checked.
 """
 

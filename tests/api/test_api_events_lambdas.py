@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from api_events import http_api_event
+from api_events import http_api_event, lambda_context
 from test_api_lambdas import EVENT_BUS, JOBS_ENVIRONMENT, REGION, lambdas  # noqa: F401
 
 from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED, SOURCE, EventBridgeEvents
@@ -43,7 +43,7 @@ class RecordingBatch:
 
 
 def _call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    response = handler(http_api_event(method, path, claims=OWNER, body=body), object())
+    response = handler(http_api_event(method, path, claims=OWNER, body=body), lambda_context())
     return response["statusCode"], json.loads(response["body"] or "null")
 
 
@@ -121,7 +121,7 @@ def test_submits_cross_the_bus_and_the_jobs_function_starts_a_training_at_the_th
         assert status == 201, body
         (event,) = _delivered(sqs, url)
         assert event["detail"]["task_id"] == task_id
-        runs.append(lambdas.jobs_handler(event, object())["training_run_id"])
+        runs.append(lambdas.jobs_handler(event, lambda_context())["training_run_id"])
 
     assert runs[:-1] == [None] * (THRESHOLD - 1)
     assert runs[-1] is not None

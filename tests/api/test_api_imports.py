@@ -401,9 +401,7 @@ def test_a_presigned_upload_becomes_a_task_once_confirmed(s3_lab: Any) -> None:
     lab, s3, client = s3_lab
     presigned = _presign(lab, client)
     assert presigned["method"] == "POST"
-    assert (
-        presigned["fields"]["key"] == f"projects/{lab.project_id}/uploads/{presigned['upload_id']}"
-    )
+    assert presigned["fields"]["key"] == f"uploads/{lab.project_id}/{presigned['upload_id']}"
     assert presigned["fields"]["Content-Type"] == "image/png"
     content = _image("PNG")
     _put_upload(s3, presigned, content)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_events import http_api_event
+from api_events import http_api_event, lambda_context
 from conftest import TEXT_CONFIG
 
 from annotrain.settings import get_settings
@@ -67,7 +67,7 @@ def lambdas(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def _invoke(handler: Any, method: str, path: str, body: Any = None, query: str = "") -> Any:
     event = http_api_event(method, path, claims=ANN, body=body)
     event["rawQueryString"] = query
-    response = handler(event, object())
+    response = handler(event, lambda_context())
     return response["statusCode"], json.loads(response["body"] or "null")
 
 
@@ -117,13 +117,54 @@ def test_a_function_not_set_to_serverless_refuses_to_start(
 def test_importing_the_handlers_builds_nothing() -> None:
     code = (
         "import sys, lambdas.api; "
-        "print(','.join(m for m in ('fastapi', 'boto3', 'mangum', 'pydantic_settings') "
-        "if m in sys.modules))"
+        "print(','.join(m for m in ('fastapi', 'boto3', 'mangum', 'pydantic_settings', "
+        "'aws_lambda_powertools', 'aws_xray_sdk') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == ""
+
+
+def test_an_api_handler_is_built_with_powertools_but_without_the_xray_sdk() -> None:
+    """The X-Ray SDK's import would be most of the cold start (lambdas/observability.py)."""
+    code = (
+        "import sys, lambdas.api as m; m._observed('projects'); "
+        "print('aws_lambda_powertools' in sys.modules, 'aws_xray_sdk' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_each_request_is_one_json_log_line_with_the_request_id_and_no_secrets(
+    lambdas: Any, lambda_output: Any
+) -> None:
+    secret = "s3cr3t-bearer-token-of-ann"
+    event = http_api_event(
+        "POST",
+        "/api/v1/projects",
+        claims=ANN,
+        body={"name": "Private name", "labeling_config": TEXT_CONFIG},
+    )
+    event["headers"]["authorization"] = f"Bearer {secret}"
+    event["requestContext"]["requestId"] = "Yx2bQhvZoAMEPsA="
+    event["routeKey"] = "POST /api/v1/projects"
+    response = lambdas.projects_handler(event, lambda_context("annotrain-api-projects"))
+    assert response["statusCode"] == 201
+    printed = lambda_output()
+    (line,) = [p for p in printed if p.get("message") == "request"]
+    assert line["correlation_id"] == "Yx2bQhvZoAMEPsA="  # API Gateway's request id
+    assert (line["route"], line["path"], line["status"]) == (
+        "POST /api/v1/projects", "/api/v1/projects", 201,
+    )  # fmt: skip
+    assert line["duration_ms"] >= 0
+    assert line["function_name"] == "annotrain-api-projects"
+    assert line["level"] == "INFO"
+    text = json.dumps(printed)
+    assert secret not in text
+    assert "Private name" not in text  # no request (or response) body
 
 
 def test_a_draft_is_changed_submitted_reviewed_and_exported_on_dynamodb(lambdas: Any) -> None:
@@ -203,7 +244,7 @@ def test_an_image_upload_through_the_projects_function(lambdas: Any) -> None:
     event["headers"]["content-type"] = f"multipart/form-data; boundary={boundary}"
     event["body"] = base64.b64encode(form).decode()
     event["isBase64Encoded"] = True
-    response = lambdas.projects_handler(event, object())
+    response = lambdas.projects_handler(event, lambda_context())
     assert response["statusCode"] == 201, response["body"]
     (task_id,) = json.loads(response["body"])["task_ids"]
 
@@ -211,7 +252,7 @@ def test_an_image_upload_through_the_projects_function(lambdas: Any) -> None:
         lambdas.projects_handler, "GET", f"/api/v1/projects/{project['id']}/tasks/{task_id}"
     )
     read = lambdas.projects_handler(
-        http_api_event("GET", task["data"]["image"], claims=ANN), object()
+        http_api_event("GET", task["data"]["image"], claims=ANN), lambda_context()
     )
     assert read["statusCode"] == 200
     assert read["isBase64Encoded"] is True

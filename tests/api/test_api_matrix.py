@@ -146,7 +146,7 @@ ROUTES = {
         MANAGERS,
         201,
         {"upload_ids": [IMAGE_ID]},
-        prepare=_image_project_with(f"projects/{{pid}}/uploads/{IMAGE_ID}"),
+        prepare=_image_project_with(f"uploads/{{pid}}/{IMAGE_ID}"),
     ),
     "read image": Route(
         "GET",

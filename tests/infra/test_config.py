@@ -29,6 +29,17 @@ def test_gpu_off_leaves_only_the_cpu_profile() -> None:
     assert config.cpu.max_vcpus == 8
 
 
+def test_a_context_given_on_the_command_line_is_json_text() -> None:
+    # `cdk deploy -c annotrain='{…}'`: the CLI hands the app every context value as a string.
+    config = lab_config('{"gpu": {"enabled": false}, "cpu": {"spot": true}}')
+    assert config.gpu is None
+    assert config.cpu.spot is True
+    with pytest.raises(ConfigError, match="context 'annotrain' is not JSON"):
+        lab_config("gpu.enabled=false")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        lab_config('["gpu"]')
+
+
 @pytest.mark.parametrize(
     ("context", "message"),
     [
@@ -39,6 +50,7 @@ def test_gpu_off_leaves_only_the_cpu_profile() -> None:
         ({"gpu": {"gpus_per_job": 0}}, "gpu.gpus_per_job must be at least 1"),
         ({"log_retention_days": 10}, "log_retention_days must be one of"),
         ({"alarm_email": "ops"}, "alarm_email"),
+        ({"log_level": "LOUD"}, "log_level must be one of DEBUG, INFO, WARNING, ERROR"),
     ],
 )
 def test_a_wrong_context_value_is_refused_with_its_name(context: dict, message: str) -> None:

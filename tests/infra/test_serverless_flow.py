@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 import pytest
-from api_events import http_api_event
+from api_events import http_api_event, lambda_context
 from infra_synthesis import ROOT, Synthesis
 from test_stacks import API, COMPUTE, logical_id
 
@@ -128,7 +128,7 @@ class Functions:
         self._set = set(environment)
         get_settings.cache_clear()
         handler = getattr(self.module, f"{group}_handler")
-        response = handler(http_api_event(method, path, claims=OWNER, body=body), object())
+        response = handler(http_api_event(method, path, claims=OWNER, body=body), lambda_context())
         return response["statusCode"], json.loads(response["body"] or "null")
 
     def close(self) -> None:
@@ -270,7 +270,7 @@ def test_a_training_goes_from_the_http_api_to_a_registered_model_through_the_sta
         rule = compute[logical_id(lab.compute.events.rule)]["Properties"]["EventPattern"]
         assert event["source"] in rule["source"]
         assert event["detail-type"] in rule["detail-type"]
-        outcome = getattr(events_module, handler_name)(event, None)
+        outcome = getattr(events_module, handler_name)(event, lambda_context())
         assert (outcome["run_id"], outcome["run_status"]) == (run.id, "succeeded")
         assert store.list_servers().items == []
 

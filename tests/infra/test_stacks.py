@@ -114,6 +114,11 @@ def test_job_definitions_retry_reclaimed_hosts_only_and_time_out(synthesis: Synt
     for profile in ("gpu", "cpu"):
         for properties in job_definitions(synthesis, profile).values():
             assert properties["RetryStrategy"] == expected_retry
+            # A reclaimed or failed host is retried; a job that failed on its own is not.
+            rules = properties["RetryStrategy"]["EvaluateOnExit"]
+            assert rules[0] == {"OnStatusReason": "Host EC2*", "Action": "RETRY"}
+            assert rules[-1] == {"OnReason": "*", "Action": "EXIT"}
+            assert properties["RetryStrategy"]["Attempts"] > 1
             assert properties["Timeout"]["AttemptDurationSeconds"] > 0
             assert properties["PropagateTags"] is True
 
@@ -156,6 +161,38 @@ def test_job_state_changes_of_the_labs_queues_reach_the_event_function_with_a_de
     function = synthesis.templates[COMPUTE]["Resources"][logical_id(events.function)]
     assert function["Properties"]["Handler"] == "lambdas.batch_events.handler"
     assert "TargetArn" in function["Properties"]["DeadLetterConfig"]
+
+
+def endpoint_service(name: Any) -> str:
+    """``ecr.api`` from ``com.amazonaws.<region>.ecr.api`` (a string or its Fn::Join)."""
+    if isinstance(name, dict):
+        name = "".join(p if isinstance(p, str) else "<region>" for p in name["Fn::Join"][1])
+    prefix = "com.amazonaws.<region>."
+    assert name.startswith(prefix), name
+    return str(name[len(prefix) :])
+
+
+def test_the_vpc_reaches_aws_through_endpoints_and_has_no_way_out(synthesis: Synthesis) -> None:
+    endpoints = synthesis.resources(COMPUTE, "AWS::EC2::VPCEndpoint").values()
+    gateway, interface = set(), set()
+    for endpoint in endpoints:
+        properties = endpoint["Properties"]
+        service = endpoint_service(properties["ServiceName"])
+        if properties.get("VpcEndpointType", "Gateway") == "Gateway":
+            gateway.add(service)
+            assert properties["RouteTableIds"], service
+        else:
+            interface.add(service)
+            assert properties["PrivateDnsEnabled"] is True, service
+            assert properties["SubnetIds"], service
+    assert gateway == {"s3", "dynamodb"}
+    assert {"ecr.api", "ecr.dkr", "logs"} <= interface
+    assert {"ecs", "ecs-agent", "ecs-telemetry"} <= interface  # the ECS agent on the hosts
+    for absent in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP"):
+        assert synthesis.resources(COMPUTE, absent) == {}, absent
+    subnets = synthesis.resources(COMPUTE, "AWS::EC2::Subnet").values()
+    assert subnets
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets)
 
 
 # --- least privilege ---------------------------------------------------------------
@@ -265,6 +302,61 @@ def test_no_bucket_is_public_unencrypted_or_reachable_without_tls(synthesis: Syn
     assert buckets >= 5
 
 
+def test_presigned_uploads_never_confirmed_expire_and_nothing_else_does(
+    synthesis: Synthesis,
+) -> None:
+    from annotrain.domain.task_files import image_key, upload_key
+
+    data = synthesis.lab.storage.data_bucket
+    properties = synthesis.templates[STORAGE]["Resources"][logical_id(data)]["Properties"]
+    rules = properties["LifecycleConfiguration"]["Rules"]
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule]
+    (uploads,) = expiring
+    assert uploads["Status"] == "Enabled"
+    assert 1 <= uploads["ExpirationInDays"] <= 2
+    assert uploads["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # S3 filters by prefix, not by pattern: the uploads' keys must start with it, and
+    # the checked images (and everything else the lab keeps) must not.
+    prefix = uploads.get("Prefix") or uploads["Filter"]["Prefix"]
+    upload_id = "0123456789abcdef0123456789abcdef"
+    assert upload_key(7, upload_id).startswith(prefix)
+    assert not image_key(7, upload_id).startswith(prefix)
+    for kept in ("projects/", "snapshots/", "models/", "logs/", "backups/"):
+        assert not kept.startswith(prefix), kept
+
+
+def test_every_bucket_is_versioned_and_has_lifecycle_rules(synthesis: Synthesis) -> None:
+    buckets = synthesis.resources(STORAGE, "AWS::S3::Bucket")
+    assert len(buckets) == 4  # data, overflow, backups, access logs
+    for logical, bucket in buckets.items():
+        properties = bucket["Properties"]
+        assert properties["VersioningConfiguration"] == {"Status": "Enabled"}, logical
+        rules = properties["LifecycleConfiguration"]["Rules"]
+        assert rules, logical
+        assert all(rule["Status"] == "Enabled" for rule in rules), logical
+        # Old versions do not pile up for ever.
+        assert any("NoncurrentVersionExpiration" in rule for rule in rules), logical
+
+
+def test_aws_backup_keeps_the_table_and_lab_buckets_daily_in_a_retained_vault(
+    synthesis: Synthesis,
+) -> None:
+    storage = synthesis.lab.storage
+    (vault,) = synthesis.resources(STORAGE, "AWS::Backup::BackupVault").values()
+    assert vault["DeletionPolicy"] == "Retain"
+    assert vault["Properties"]["EncryptionKeyArn"] == {
+        "Fn::GetAtt": [logical_id(storage.key), "Arn"]
+    }
+    (plan,) = synthesis.resources(STORAGE, "AWS::Backup::BackupPlan").values()
+    (rule,) = plan["Properties"]["BackupPlan"]["BackupPlanRule"]
+    assert rule["ScheduleExpression"].startswith("cron(")
+    assert rule["Lifecycle"]["DeleteAfterDays"] >= 7
+    (selection,) = synthesis.resources(STORAGE, "AWS::Backup::BackupSelection").values()
+    selected = json.dumps(selection["Properties"]["BackupSelection"]["Resources"])
+    for resource in (storage.table, storage.data_bucket, storage.overflow_bucket):
+        assert logical_id(resource) in selected
+
+
 def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
     storage = synthesis.lab.storage
     resources = synthesis.templates[STORAGE]["Resources"]
@@ -339,9 +431,51 @@ def test_the_jobs_function_environment_names_the_stacks_queues_and_job_definitio
         assert not [name for name in other if "QUEUE" in name or "JOB_DEFINITION" in name]
 
 
+POWERTOOLS_SETTINGS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
 def test_the_event_function_environment_has_what_batch_events_reads(synthesis: Synthesis) -> None:
     environment = function_environment(synthesis, COMPUTE, synthesis.lab.compute.events.function)
-    assert set(environment) == {"ANNOTRAIN_TABLE", "ANNOTRAIN_OVERFLOW_BUCKET"}
+    assert (
+        set(environment) == {"ANNOTRAIN_TABLE", "ANNOTRAIN_OVERFLOW_BUCKET"} | POWERTOOLS_SETTINGS
+    )
+
+
+def every_function(synthesis: Synthesis) -> list[tuple[str, str, Any]]:
+    """(stack, service name, function) of every Lambda function of the lab."""
+    found = [
+        (API, f"annotrain-api-{group}", function)
+        for group, function in synthesis.lab.api.functions.items()
+    ]
+    return [*found, (COMPUTE, "annotrain-job-events", synthesis.lab.compute.events.function)]
+
+
+def test_every_function_is_traced_and_set_up_for_powertools(synthesis: Synthesis) -> None:
+    from infra.monitoring import FAILED_RUNS_METRIC
+    from lambdas.observability import NAMESPACE
+
+    functions = every_function(synthesis)
+    assert len(functions) == 5
+    for stack, service, function in functions:
+        properties = synthesis.templates[stack]["Resources"][logical_id(function)]["Properties"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}, service
+        environment = properties["Environment"]["Variables"]
+        assert environment["POWERTOOLS_SERVICE_NAME"] == service
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE == "annotrain"
+        assert environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
+        # Active tracing: the role may send its segments to X-Ray (and nothing else of X-Ray).
+        granted = actions(policies_of_role(synthesis.templates[stack], logical_id(function.role)))
+        xray = {a for a in granted if a.startswith("xray:")}
+        assert xray == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, service
+    (metric_filter,) = synthesis.resources(MONITORING, "AWS::Logs::MetricFilter").values()
+    (transformation,) = metric_filter["Properties"]["MetricTransformations"]
+    assert (transformation["MetricNamespace"], transformation["MetricName"]) == (
+        NAMESPACE, FAILED_RUNS_METRIC,
+    )  # fmt: skip
 
 
 # --- API -------------------------------------------------------------------------------
@@ -431,6 +565,8 @@ def test_the_lambda_bundle_holds_the_api_for_linux_python_312_without_torch_or_j
     assert (bundle / "annotrain" / "adapters" / "dynamodb.py").is_file()
     assert (bundle / "fastapi").is_dir()
     assert (bundle / "mangum").is_dir()
+    assert (bundle / "aws_lambda_powertools").is_dir()  # lambdas/observability.py
+    assert (bundle / "aws_xray_sdk").is_dir()  # its Tracer, in the job-state function
     assert not (bundle / "batch_jobs").exists()
     assert not (bundle / "torch").exists()
     assert not (bundle / "transformers").exists()
@@ -459,6 +595,25 @@ def test_the_job_images_are_staged_at_synth_from_their_dockerfiles(synthesis: Sy
 
 
 # --- lint, nag, CLI ---------------------------------------------------------------------
+
+
+def test_cdk_json_sets_every_feature_flag_to_its_recommended_value(synthesis: Synthesis) -> None:
+    """The pinned aws-cdk-lib reports each flag: recommended, set in cdk.json, or its default."""
+    manifest = json.loads((synthesis.outdir / "manifest.json").read_text())
+    (report,) = [
+        a for a in manifest["artifacts"].values() if a["type"] == "cdk:feature-flag-report"
+    ]
+    flags = report["properties"]["flags"]
+    assert len(flags) > 50
+    off_recommendation = {}
+    for name, flag in flags.items():
+        if "recommendedValue" not in flag:
+            continue
+        # Unset, a flag behaves as its v2 default, or as off where it has none.
+        effective = flag.get("userValue", flag.get("unconfiguredBehavesLike", {}).get("v2", False))
+        if effective != flag["recommendedValue"]:
+            off_recommendation[name] = (effective, flag["recommendedValue"])
+    assert off_recommendation == {}
 
 
 def test_cfn_lint_finds_no_errors_in_any_template(synthesis: Synthesis) -> None:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
-import logging
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from api_events import lambda_context
 from fakes import FakeClock, InMemoryStore
 
 from annotrain.domain.records import JobKind, Run, RunStatus, Server
@@ -408,7 +407,8 @@ def test_events_about_no_known_run_change_nothing(store: InMemoryStore, clock: F
 def test_the_handler_module_loads_no_store_and_no_aws_package_at_import() -> None:
     code = (
         "import sys, lambdas.batch_events; "
-        "print([m for m in ('boto3', 'botocore', 'annotrain.adapters.dynamodb') "
+        "print([m for m in ('boto3', 'botocore', 'annotrain.adapters.dynamodb', "
+        "'aws_lambda_powertools', 'aws_xray_sdk') "
         "if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -436,29 +436,42 @@ def dynamodb_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any,
     batch_events._store.cache_clear()
 
 
-def test_the_handler_opens_the_store_once_from_the_environment_and_logs_json(
+def test_the_handler_opens_the_store_once_logs_json_and_counts_each_state_change(
     dynamodb_module: list[tuple[Any, ...]],
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    lambda_output: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    from lambdas.batch_events import handler
+    from lambdas.batch_events import JOB_STATE_METRIC, handler
 
     monkeypatch.setenv("ANNOTRAIN_TABLE", "annotrain")
     monkeypatch.setenv("ANNOTRAIN_OVERFLOW_BUCKET", "annotrain-items")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "annotrain")
 
-    with caplog.at_level(logging.INFO, logger="annotrain.lambdas.batch_events"):
-        handler(event("RUNNING"), None)
-        outcome = handler(event("SUCCEEDED"), None)
+    handler(event("RUNNING"), lambda_context("annotrain-job-events"))
+    running = lambda_output()
+    outcome = handler(event("SUCCEEDED"), lambda_context("annotrain-job-events"))
+    succeeded = lambda_output()
 
     assert dynamodb_module == [("annotrain", "annotrain-items")]
     assert outcome["run_status"] == "succeeded"
-    logged = [json.loads(r.getMessage()) for r in caplog.records]
-    assert [(line["batch_status"], line["run_status"]) for line in logged] == [
-        ("RUNNING", "running"),
-        ("SUCCEEDED", "succeeded"),
-    ]
-    assert logged[0]["run_id"] == "run-1"
-    assert logged[0]["job_id"] == JOB
+    for printed, (batch_status, run_status) in (
+        (running, ("RUNNING", "running")),
+        (succeeded, ("SUCCEEDED", "succeeded")),
+    ):
+        (line,) = [p for p in printed if p.get("message") == "batch job state change"]
+        # Top-level keys: the Monitoring stack's failed-runs filter reads $.run_status.
+        assert (line["batch_status"], line["run_status"]) == (batch_status, run_status)
+        assert (line["run_id"], line["job_id"]) == ("run-1", JOB)
+        assert line["level"] == "INFO"
+        assert line["correlation_id"] == event("RUNNING")["id"]  # the EventBridge event's id
+        assert line["function_name"] == "annotrain-job-events"
+        blobs = [p for p in printed if "_aws" in p and JOB_STATE_METRIC in p]
+        (blob,) = blobs
+        (directive,) = blob["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "annotrain"
+        assert {"Name": JOB_STATE_METRIC, "Unit": "Count"} in directive["Metrics"]
+        assert all("batch_status" in dimensions for dimensions in directive["Dimensions"])
+        assert (blob[JOB_STATE_METRIC], blob["batch_status"]) == ([1.0], batch_status)
 
 
 def test_the_handler_refuses_to_guess_its_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,4 +479,4 @@ def test_the_handler_refuses_to_guess_its_table(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.delenv("ANNOTRAIN_TABLE", raising=False)
     with pytest.raises(RuntimeError, match="ANNOTRAIN_TABLE"):
-        handler(event("RUNNING"), None)
+        handler(event("RUNNING"), lambda_context())
