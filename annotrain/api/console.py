@@ -30,15 +30,7 @@ from annotrain.settings import Mode, Settings
 #: Where the built console lives inside the package.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
-#: Scripts, styles and connections from this origin only; images also from blob:
-#: URLs (task images are fetched with the token and shown from memory).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
 _SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -65,19 +57,45 @@ def _asset_names(folder: Path) -> frozenset[str]:
     return frozenset(p.name for p in assets.iterdir() if p.is_file())
 
 
+def content_security_policy(settings: Settings) -> str:
+    """Scripts and styles from this origin only, never inline; images also from
+    ``blob:`` URLs (task images are fetched with the token and shown from memory);
+    connections to this origin and, when the console signs in with Cognito, to its
+    token endpoint."""
+    connect = "'self'" + (f" {settings.cognito_domain}" if _cognito(settings) else "")
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
+def _cognito(settings: Settings) -> bool:
+    return bool(settings.cognito_domain and settings.cognito_client_id)
+
+
 def console_config(settings: Settings) -> dict[str, Any]:
     """What the console needs to know to sign in here.
 
-    Single node: an API token (``annotrain users create``, or the admin's token
-    file). Serverless: API Gateway's JWT authorizer takes a Cognito access token;
-    the console asks for one (its hosted-UI sign-in is not built yet).
+    ``sign_in`` is ``cognito`` when the lab names its Cognito hosted-UI domain and
+    app client (the console then signs in there: authorization code with PKCE, and
+    sends the access token); else ``cognito_token`` on a serverless lab (an access
+    token is pasted in), ``api_token`` on a single node (``annotrain users create``,
+    or the admin's token file).
     """
-    serverless = settings.mode is Mode.SERVERLESS
-    return {
-        "mode": settings.mode.value,
-        "api_base": "/api/v1",
-        "sign_in": "cognito_token" if serverless else "api_token",
-    }
+    config: dict[str, Any] = {"mode": settings.mode.value, "api_base": "/api/v1"}
+    if _cognito(settings):
+        config["sign_in"] = "cognito"
+        config["cognito"] = {
+            "domain": settings.cognito_domain,
+            "client_id": settings.cognito_client_id,
+            "scopes": ["openid", "email", "profile"],
+        }
+    elif settings.mode is Mode.SERVERLESS:
+        config["sign_in"] = "cognito_token"
+    else:
+        config["sign_in"] = "api_token"
+    return config
 
 
 def console_router(settings: Settings, static_dir: Path = STATIC_DIR) -> APIRouter:
@@ -89,6 +107,11 @@ def console_router(settings: Settings, static_dir: Path = STATIC_DIR) -> APIRout
     """
     router = APIRouter(include_in_schema=False)
     config = console_config(settings)
+    page_headers = {
+        **_SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(settings),
+        "Cache-Control": "no-cache",
+    }
 
     @router.get("/")
     def console_index() -> Response:
@@ -103,7 +126,7 @@ def console_router(settings: Settings, static_dir: Path = STATIC_DIR) -> APIRout
         return FileResponse(
             index,
             media_type="text/html; charset=utf-8",
-            headers={**_SECURITY_HEADERS, "Cache-Control": "no-cache"},
+            headers=page_headers,
         )
 
     @router.get("/assets/{name}")

@@ -106,3 +106,26 @@ def test_the_config_says_how_to_sign_in(tmp_path: Path) -> None:
     assert answer == {"mode": "single_node", "api_base": "/api/v1", "sign_in": "api_token"}
     serverless = console_config(Settings(mode=Mode.SERVERLESS))
     assert serverless["sign_in"] == "cognito_token"
+
+
+def test_with_a_hosted_ui_the_console_signs_in_there_and_may_reach_its_token_endpoint(
+    tmp_path: Path,
+) -> None:
+    domain = "https://lab-7.auth.eu-west-1.amazoncognito.com"
+    with _client(tmp_path, cognito_domain=domain + "/", cognito_client_id="abc123") as client:
+        config = client.get("/console/config.json").json()
+        policy = client.get("/").headers["content-security-policy"]
+    assert config["sign_in"] == "cognito"
+    assert config["cognito"] == {
+        "domain": domain, "client_id": "abc123", "scopes": ["openid", "email", "profile"],
+    }  # fmt: skip
+    assert f"connect-src 'self' {domain};" in policy
+
+
+@pytest.mark.parametrize(
+    "domain",
+    ["http://lab.auth.eu-west-1.amazoncognito.com", "https://x.example/oauth2", "lab-7", "ftp://x"],
+)
+def test_a_hosted_ui_domain_must_be_an_https_origin(domain: str) -> None:
+    with pytest.raises(ValueError, match="ANNOTRAIN_COGNITO_DOMAIN"):
+        Settings(cognito_domain=domain)

@@ -282,6 +282,8 @@ def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
 #: Settings a single node has and a serverless function never needs (the Marketplace
 #: instance's id, written at its first boot).
 SINGLE_NODE_ONLY = frozenset({"instance_id"})
+# Only where the web console is served and signs in at the hosted UI.
+CONSOLE_ONLY = frozenset({"cognito_domain", "cognito_client_id"})
 
 
 def serverless_settings(group: str) -> set[str]:
@@ -295,7 +297,7 @@ def serverless_settings(group: str) -> set[str]:
         for name, field in Settings.model_fields.items()
         if getattr(defaults, name) in ("", None)
         and field.is_required() is False
-        and name not in SINGLE_NODE_ONLY
+        and name not in SINGLE_NODE_ONLY | CONSOLE_ONLY
     }
     group_only = {name for names in GROUP_SETTINGS.values() for name in names}
     group_only |= set(GPU_SETTINGS)

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import './style.css';
 import { ApiError, banner, call, setApiBase, signIn, signOut, token, wasSignedOut, watch } from './api.js';
 import { ErrorBox } from './ui.jsx';
+import { finishSignIn, startSignIn } from './cognito.js';
 import { ProjectsPage } from './pages/projects.jsx';
 import { ProjectPage } from './pages/project.jsx';
 import { TaskPage } from './pages/task.jsx';
@@ -111,11 +112,39 @@ function CostBanner({ text }) {
   );
 }
 
+function HostedUiSignIn({ config, onDone }) {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(true);
+  useEffect(() => {
+    finishSignIn(config.cognito)
+      .then(async (access) => {
+        if (!access) return;
+        const system = await call('GET', '/system', { auth: access });
+        signIn(access);
+        onDone(system);
+      })
+      .catch((exc) => setError(exc instanceof ApiError ? exc : new ApiError(0, { error: { code: 'sign_in_failed', message: exc.message } })))
+      .finally(() => setBusy(false));
+  }, []);
+  return (
+    <main id="main" class="signin">
+      <h1>Sign in to annotrain</h1>
+      {wasSignedOut() ? <p role="status">Your session ended: sign in again.</p> : null}
+      <p>This lab’s users are in its Cognito user pool: you sign in on its page, then come back here.</p>
+      <button type="button" disabled={busy} onClick={() => { setBusy(true); startSignIn(config.cognito).catch((exc) => { setBusy(false); setError(new ApiError(0, { error: { code: 'sign_in_failed', message: exc.message } })); }); }}>
+        {busy ? 'Signing in…' : 'Sign in with Cognito'}
+      </button>
+      <ErrorBox error={error} what="Sign-in" />
+    </main>
+  );
+}
+
 function SignIn({ config, onDone }) {
   const [value, setValue] = useState('');
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const cognito = config.sign_in === 'cognito_token';
+  if (config.sign_in === 'cognito') return <HostedUiSignIn config={config} onDone={onDone} />;
   async function submit(event) {
     event.preventDefault();
     const entered = value.trim();
