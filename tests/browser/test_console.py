@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from console_kit import FakeHostedUi, ServedLab, screenshot
@@ -231,6 +233,32 @@ def test_from_a_config_to_a_trained_model_under_the_cost_banner(
     screenshot(page, "model")
 
 
+def test_an_annotator_is_shown_the_apis_refusals(page: Page, served_lab: ServedLab) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "annotrain.cli", "users", "create", "ann", "--role", "user",
+         "--data-dir", str(served_lab.data_dir)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    ann = created.stdout.strip().splitlines()[-1]
+    project = _api(served_lab, "POST", "/projects", {"name": "Shared", "labeling_config": CONFIG})
+    _api(
+        served_lab,
+        "PUT",
+        f"/projects/{project['id']}/members",
+        {"user": "ann", "role": "Annotator"},
+    )
+    _sign_in(page, ServedLab(served_lab.url, served_lab.data_dir, ann))
+    page.goto(f"{served_lab.url}/#/projects/{project['id']}/train")
+    page.get_by_role("button", name="Start training").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "not allowed" in alert.inner_text()
+    assert "403 forbidden" in alert.inner_text()
+    screenshot(page, "train-forbidden")
+    page.get_by_role("link", name="License").click()
+    page.get_by_text("Only lab admins see the license documents.").wait_for()
+
+
 def test_the_banner_goes_when_no_payg_license_is_in_force(
     page: Page, served_lab: ServedLab
 ) -> None:
@@ -245,9 +273,14 @@ def test_the_banner_goes_when_no_payg_license_is_in_force(
     screenshot(page, "license-without-payg")
 
 
-def _api(lab: ServedLab, method: str, path: str) -> dict[str, object]:
+def _api(lab: ServedLab, method: str, path: str, body: object = None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {lab.token}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(
-        f"{lab.url}/api/v1{path}", method=method, headers={"Authorization": f"Bearer {lab.token}"}
+        f"{lab.url}/api/v1{path}", data=data, method=method, headers=headers
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         body = answer.read()
