@@ -24,15 +24,16 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip
 
 SAMPLE := examples/sample_project
 
-.PHONY: help setup system-deps infra-cli run test lint format typecheck unit bench bench-synth synth openapi lock clean
+.PHONY: help setup system-deps infra-cli run test lint format typecheck unit bench bench-synth synth openapi web web-deps lock clean
 
 help:
-	@echo "make run        set up and serve the lab's HTTP API on http://127.0.0.1:8080"
+	@echo "make run        set up and serve the lab (web console and HTTP API) on http://127.0.0.1:8080"
+	@echo "make web        rebuild the web console (web/ -> annotrain/web/static/, committed; needs npm)"
 	@echo "make test       set up and run lint, type checks and the test suite"
 	@echo "make synth      synthesize the CDK app into cdk.out (offline: no AWS credentials, no Docker)"
 	@echo "make lint | typecheck | bench | bench-synth | format | openapi | lock | clean"
 
-setup: system-deps $(STAMP) infra-cli
+setup: system-deps $(STAMP) infra-cli web-deps
 
 # The CDK CLI, pinned in infra/package-lock.json (aws-cdk 2.x reads this aws-cdk-lib's
 # cloud assembly; the unpinned 3.x does not).
@@ -63,7 +64,7 @@ ifneq ($(strip $(DEBIAN_PACKAGES)),)
 	fi
 endif
 
-# Serve the HTTP API on http://127.0.0.1:8080 (OpenAPI at /docs); the first start
+# Serve the web console and the HTTP API on http://127.0.0.1:8080 (OpenAPI at /docs); the first start
 # creates an admin and writes its token to .annotrain/admin-token.
 run: setup
 	$(BIN)/annotrain serve --data-dir .annotrain --demo $(SAMPLE)
@@ -87,6 +88,19 @@ test: lint typecheck unit
 # The HTTP API's OpenAPI document, checked in; a test fails when it is out of date.
 openapi: setup
 	$(BIN)/python -m annotrain.api.openapi > docs/openapi.json
+
+# The web console: its sources in web/, its build committed in annotrain/web/static/
+# (so `make run` and the Lambda bundle need no Node). Run after changing web/; a test
+# rebuilds it from the sources and fails when the committed build differs.
+WEB_DEPS := web/node_modules/.installed
+web-deps: $(WEB_DEPS)
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web: web-deps
+	cd web && npm run build
 
 bench: setup bench-synth
 	$(BIN)/python -m benchmarks.selection_export

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["FirstBootSettings", "Mode", "Settings", "get_settings"]
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
             relative to the data folder (default ``backups``: ``DATA_DIR/backups``, left
             out of the backups themselves).
         backup_keep: How many backups the daily backup keeps (``--keep``).
+        cognito_domain: The Cognito user pool's hosted-UI domain
+            (``https://<prefix>.auth.<region>.amazoncognito.com``); with
+            ``cognito_client_id`` the web console signs in there (authorization code
+            with PKCE). ``http://`` only for a loopback host.
+        cognito_client_id: The app client the console signs in with (no secret).
     """
 
     model_config = SettingsConfigDict(env_prefix="ANNOTRAIN_", extra="ignore")
@@ -117,6 +123,30 @@ class Settings(BaseSettings):
     custom_script_timeout_seconds: float = Field(default=6 * 3600, gt=0)
     backup_target: str = Field(default="backups", min_length=1)
     backup_keep: int = Field(default=7, ge=1)
+    cognito_domain: str = Field(default="", max_length=300)
+    cognito_client_id: str = Field(default="", max_length=128, pattern=r"^[A-Za-z0-9_+-]*$")
+
+    @field_validator("cognito_domain")
+    @classmethod
+    def _domain_is_an_origin(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value:
+            return value
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("localhost", "127.0.0.1")
+        if (
+            parts.scheme not in ("https", "http")
+            or (parts.scheme == "http" and not loopback)
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "ANNOTRAIN_COGNITO_DOMAIN must be the hosted UI's origin, "
+                "https://<prefix>.auth.<region>.amazoncognito.com, with no path"
+            )
+        return value
 
     @property
     def blob_dir(self) -> Path:

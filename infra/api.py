@@ -33,6 +33,7 @@ from annotrain.adapters.eventbridge import COMPLETION_SUBMITTED, SOURCE
 from annotrain.domain.records import JobKind
 from infra.compute import acknowledge_function_role
 from infra.config import ApiThrottle, LabConfig
+from infra.console import LabConsole
 from infra.lambda_asset import RUNTIME, LambdaAsset
 from infra.log_groups import lab_log_group
 from infra.nag import Ack, acknowledge
@@ -254,6 +255,7 @@ class ApiStack(Stack):
         functions: The function of each group (``projects``, ``completions``, ``jobs``, ``system``).
         routes: The routes of each group.
         events: The lab's event bus, its rule to the jobs function and their dead letters.
+        console: The web console's routes, the hosted-UI domain, the client's code grant.
     """
 
     GROUPS: Sequence[str] = ("projects", "completions", "jobs", "system")
@@ -311,6 +313,11 @@ class ApiStack(Stack):
         self._grant(storage, batch_targets)
         self.routes = {group: group_routes(group) for group in self.GROUPS}
         self.http_api = self._http_api(config.throttle, config.log_retention_days)
+        # The web console at the API's root, signing in at the user pool's hosted UI.
+        self.console = LabConsole(
+            self, "Console", user_pool=self.users.user_pool, client=self.users.client,
+            http_api=self.http_api, function=self.functions["system"],
+        )  # fmt: skip
         CfnOutput(self, "ApiUrl", value=self.http_api.api_endpoint)
         CfnOutput(self, "UserPoolId", value=self.users.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.users.client.user_pool_client_id)

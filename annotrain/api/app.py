@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI
 
 from annotrain import __version__
+from annotrain.api.console import install_console
 from annotrain.api.cost_banner import CostBannerHeader
 from annotrain.api.deps import BlobSource, StoreSource
 from annotrain.api.errors import document_error_shape, install_error_handlers
@@ -89,7 +90,8 @@ def create_app(
             list or ``nvidia-smi -L``, asked once).
 
     Returns:
-        The app, with ``GET /health`` (no authentication) besides the routers. Every
+        The app, with ``GET /health`` (no authentication) and the web console at
+        ``/`` (:mod:`annotrain.api.console`) besides the routers. Every
         response carries ``X-Annotrain-Cost-Banner`` while a PAYG license is in force.
     """
     if settings is None:
@@ -145,6 +147,8 @@ def create_app(
 
     for router in all_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
+    # The web console's static files at / (not in the OpenAPI document).
+    install_console(app, settings)
 
     build_document = app.openapi
 

@@ -102,6 +102,13 @@ ROUTES = {
         {"name": "Mine", "labeling_config": TEXT_CONFIG},
         in_project=False,
     ),
+    "check config": Route(
+        "POST",
+        "/api/v1/projects/check-config",
+        EVERYONE,
+        body={"labeling_config": TEXT_CONFIG},
+        in_project=False,
+    ),
     "list projects": Route("GET", "/api/v1/projects", EVERYONE, in_project=False),
     "read project": Route("GET", "/api/v1/projects/{pid}", MEMBERS),
     "update project": Route("PATCH", "/api/v1/projects/{pid}", MANAGERS, body={"name": "New"}),

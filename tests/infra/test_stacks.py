@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -374,6 +375,8 @@ def test_lab_buckets_use_the_labs_kms_key(synthesis: Synthesis) -> None:
 #: Settings a single node has and a serverless function never needs (the Marketplace
 #: instance's id, written at its first boot).
 SINGLE_NODE_ONLY = frozenset({"instance_id"})
+# Only where the web console is served and signs in at the hosted UI.
+CONSOLE_ONLY = frozenset({"cognito_domain", "cognito_client_id"})
 
 
 def serverless_settings(group: str) -> set[str]:
@@ -387,7 +390,7 @@ def serverless_settings(group: str) -> set[str]:
         for name, field in Settings.model_fields.items()
         if getattr(defaults, name) in ("", None)
         and field.is_required() is False
-        and name not in SINGLE_NODE_ONLY
+        and name not in SINGLE_NODE_ONLY | CONSOLE_ONLY
     }
     group_only = {name for names in GROUP_SETTINGS.values() for name in names}
     group_only |= set(GPU_SETTINGS)
@@ -504,13 +507,89 @@ def test_every_route_of_a_group_goes_to_that_groups_function_behind_the_authoriz
             uri, authorization = routes.pop(f"{route.method} {route.path}")
             assert uri == function, (group, route)
             assert authorization == "JWT", route
+    # Without the authorizer: the health check and the web console's files and config.
+    system = {"Fn::GetAtt": [logical_id(synthesis.lab.api.functions["system"]), "Arn"]}
     assert routes == {
-        "GET /health": (
-            {"Fn::GetAtt": [logical_id(synthesis.lab.api.functions["system"]), "Arn"]},
-            "NONE",
-        )
+        f"GET {path}": (system, "NONE")
+        for path in ("/health", "/", "/assets/{name}", "/console/config.json")
     }
     assert template["Outputs"]["ApiUrl"]
+
+
+def test_the_console_signs_in_at_the_hosted_ui_with_the_code_grant_back_to_the_api(
+    synthesis: Synthesis,
+) -> None:
+    (client,) = synthesis.resources(API, "AWS::Cognito::UserPoolClient").values()
+    properties = client["Properties"]
+    assert properties["GenerateSecret"] is False  # a browser keeps no secret: PKCE instead
+    assert properties["AllowedOAuthFlows"] == ["code"]
+    assert properties["AllowedOAuthFlowsUserPoolClient"] is True
+    assert properties["AllowedOAuthScopes"] == ["openid", "email", "profile"]
+    (callback,) = properties["CallbackURLs"]
+    assert "HttpApi" in json.dumps(callback)  # the API's own address, where the console is
+    (domain,) = synthesis.resources(API, "AWS::Cognito::UserPoolDomain").values()
+    assert "annotrain" in json.dumps(domain["Properties"]["Domain"])
+    environment = function_environment(synthesis, API, synthesis.lab.api.functions["system"])
+    assert {"ANNOTRAIN_COGNITO_DOMAIN", "ANNOTRAIN_COGNITO_CLIENT_ID"} <= set(environment)
+
+
+def _references(value: Any) -> set[str]:
+    """The logical ids a template value refers to (Ref, Fn::GetAtt, Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
+
+
+def _depends_on(resource: dict[str, Any]) -> set[str]:
+    depends = resource.get("DependsOn", [])
+    return set(depends if isinstance(depends, list) else [depends])
+
+
+def _a_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A dependency cycle among the resources, or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        for target in sorted(edges[node]):
+            cycle = visit(target, [*path, node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return None
+
+    for node in sorted(edges):
+        cycle = visit(node, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_no_stack_has_a_dependency_cycle(synthesis: Synthesis) -> None:
+    # The console's client refers to the API's address while the API's authorizer
+    # refers to the client: CloudFormation would refuse a cycle only at deploy time.
+    for name, template in synthesis.templates.items():
+        resources = template.get("Resources", {})
+        edges = {
+            logical: (_references(r.get("Properties", {})) | _depends_on(r)) & set(resources)
+            for logical, r in resources.items()
+        }
+        assert _a_cycle(edges) is None, (name, _a_cycle(edges))
 
 
 def test_the_api_stage_throttles_and_logs_access(synthesis: Synthesis) -> None:

@@ -48,6 +48,14 @@ def create_project(body: ProjectCreate, user: CurrentUser, store: Store, clock: 
     return project_out(project)
 
 
+@router.post("/check-config", responses=error_responses(413))
+def check_config(body: ConfigUpdate, user: CurrentUser) -> ConfigOut:
+    """Check a labeling config without storing it; returns the models it implies."""
+    del user  # any signed-in user may check a config: nothing is read or written
+    _, report = projects.check_config(body.labeling_config)
+    return config_out(body.labeling_config, report)
+
+
 @router.get("")
 def list_projects(
     user: CurrentUser,
