@@ -197,6 +197,7 @@ def regions_from_word_labels(
     height: int,
     *,
     scores: Sequence[float] | None = None,
+    split_lines: bool = False,
 ) -> list[Region]:
     """Merge runs of tagged words into one rectangle each (union of their boxes).
 
@@ -206,6 +207,9 @@ def regions_from_word_labels(
         width: The page's width in pixels.
         height: The page's height in pixels.
         scores: One confidence per word (the tag's probability), or None.
+        split_lines: Start a new rectangle where a run goes on to another OCR line,
+            so no rectangle spans lines (a union over two lines would cover words
+            of neither entity).
 
     Raises:
         ValueError: ``tags`` (or ``scores``) and ``words`` differ in length.
@@ -218,6 +222,8 @@ def regions_from_word_labels(
         if tag == OUTSIDE or not label or prefix not in ("B", "I"):
             continue
         continues = prefix == "I" and runs and runs[-1][0] == label and runs[-1][1][-1] == index - 1
+        if continues and split_lines and words[index].line != words[index - 1].line:
+            continues = False
         if continues:
             runs[-1][1].append(index)
         else:
