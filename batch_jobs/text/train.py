@@ -342,8 +342,10 @@ def _train_one(
         return handler.score(metrics)
 
     name = f"{spec.kind}:{spec.name}"
+    on_device = False
     try:
         model.to(device)  # type: ignore[arg-type]  # transformers types `to` poorly
+        on_device = True
         history, best_epoch = fit(
             model, train.features, params=params, device=device, pad_id=pad_id,
             validation_score=validation_score, model_name=name, on_progress=on_progress,
@@ -354,7 +356,19 @@ def _train_one(
         evaluated_on = "test" if plan.test else "validation"
         _, metrics = evaluate(plan.test or plan.validation or plan.train)
     except torch.cuda.OutOfMemoryError as exc:
-        raise OutOfMemoryError(name, str(device), params.batch_size, params.max_length) from exc
+        # Measure what fits, unless the weights themselves did not (then no batch does).
+        model.zero_grad(set_to_none=True)
+        fits = (
+            fitting_batch_size(
+                lambda size: _trial_step(model, train.features, size, pad_id, device),
+                params.batch_size,
+            )
+            if on_device
+            else None
+        )
+        raise OutOfMemoryError(
+            name, str(device), params.batch_size, params.max_length, fits=fits
+        ) from exc
     metrics |= {"evaluated_on": evaluated_on, "counts": plan.counts, "best_epoch": best_epoch}
     directory = out_dir / _folder_name(spec)
     model.to("cpu")  # type: ignore[arg-type]
@@ -371,6 +385,46 @@ def _train_one(
     plots = _plots(directory, spec, metrics, history)
     log.info("model %r saved to %s: %s", spec.name, directory, _summary(metrics))
     return TrainedModel(spec, directory, metrics, history, plots)
+
+
+def fitting_batch_size(try_step: Callable[[int], None], batch_size: int) -> int:
+    """The largest batch size under ``batch_size`` (halving) whose step does not run out of memory.
+
+    Args:
+        try_step: Runs one training step (forward and backward) at a batch size;
+            raises ``torch.cuda.OutOfMemoryError`` when it does not fit.
+        batch_size: The size that ran out of memory.
+
+    Returns:
+        The size that fits, or 0 when not even 1 does.
+    """
+    import torch
+
+    size = batch_size // 2
+    while size >= 1:
+        try:
+            try_step(size)
+        except torch.cuda.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            size //= 2
+            continue
+        return size
+    return 0
+
+
+def _trial_step(
+    model: PreTrainedModel, features: Sequence[Feature], size: int, pad_id: int, device: Any
+) -> None:
+    """One forward and backward pass over the ``size`` longest features, gradients dropped."""
+    longest = sorted(features, key=lambda f: -len(f.input_ids))[:size]
+    multiple = 8 if device.type == "cuda" else 1
+    try:
+        with autocast(device):
+            loss = model(**pad_batch(longest, pad_id, device, multiple=multiple)).loss
+        loss.backward()
+    finally:
+        model.zero_grad(set_to_none=True)
 
 
 def _folder_name(spec: ModelSpec) -> str:

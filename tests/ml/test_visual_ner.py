@@ -280,3 +280,17 @@ def test_predicted_entities_become_one_rectangle_per_line() -> None:
     assert [r.text for r in split] == ["Blue Harbor", "Foods"]
     assert split[0].y == pytest.approx(20.0)
     assert split[0].width == pytest.approx(18.0)
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA"
+)
+def test_use_gpu_without_cuda_is_refused_saying_to_train_on_the_cpu(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from batch_jobs.text.errors import GpuUnavailableError
+
+    ocr_record = _word_page([("Total", 100, 100, 0), ("12.50", 200, 100, 0)])
+    examples = [Example("1", Part.TRAIN, {}, (), ocr_record)]
+    with pytest.raises(GpuUnavailableError, match="use_gpu false"):
+        _tiny_trainer()(replace(_snapshot(examples), use_gpu=True), tmp_path)
