@@ -29,7 +29,7 @@ _FRESH_PREFIXES = (
     "embeddings.y_position_embeddings.",
     "embeddings.h_position_embeddings.",
     "embeddings.w_position_embeddings.",
-    "pooler.",  # unused by token classification; sentence-transformers folders lack it
+    "pooler.",  # unused by token classification; some BERT folders lack it
 )
 #: What a BERT config says that a LayoutLM config takes over as it is.
 _SHARED_CONFIG = (
@@ -81,7 +81,7 @@ def build_layout_model(
     base = AutoConfig.from_pretrained(path, local_files_only=True)
     shared = {name: getattr(base, name) for name in _SHARED_CONFIG if hasattr(base, name)}
     model = LayoutLMForTokenClassification(LayoutLMConfig(**shared, **head))
-    bert = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+    bert = BertModel.from_pretrained(path, local_files_only=True)
     missing, unexpected = model.layoutlm.load_state_dict(bert.state_dict(), strict=False)
     not_fresh = [name for name in missing if not name.startswith(_FRESH_PREFIXES)]
     if not_fresh or unexpected:
