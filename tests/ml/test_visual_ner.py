@@ -266,22 +266,6 @@ def _target() -> Any:
     return text_target(SPEC, LABELING_CONFIG)
 
 
-def test_predicted_entities_become_one_rectangle_per_line() -> None:
-    from annotrain.domain.layout import regions_from_word_labels
-    from annotrain.domain.ocr import page_from_json
-
-    page = page_from_json(
-        _word_page([("Blue", 100, 100, 0), ("Harbor", 200, 100, 0), ("Foods", 100, 130, 1)])
-    )
-    tags = ["B-Vendor", "I-Vendor", "I-Vendor"]
-    joined = regions_from_word_labels(page.words, tags, page.width, page.height)
-    split = regions_from_word_labels(page.words, tags, page.width, page.height, split_lines=True)
-    assert [r.text for r in joined] == ["Blue Harbor Foods"]
-    assert [r.text for r in split] == ["Blue Harbor", "Foods"]
-    assert split[0].y == pytest.approx(20.0)
-    assert split[0].width == pytest.approx(18.0)
-
-
 @pytest.mark.skipif(
     __import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA"
 )
