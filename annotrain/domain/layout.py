@@ -23,7 +23,7 @@ lie on one line (the union box then covers no other word).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,25 @@ def regions_of_result(
                 )
             )
     return regions
+
+
+def regions_of_json(
+    result: Sequence[Mapping[str, Any]], *, from_names: Sequence[str] | None = None
+) -> list[Region]:
+    """:func:`regions_of_result` for result items as Label Studio JSON dicts (snapshots, jobs)."""
+    items = []
+    for raw in result:
+        value = raw.get("value")
+        items.append(
+            ResultItem(
+                id=None if raw.get("id") is None else str(raw["id"]),
+                type=str(raw.get("type", "")),
+                from_name=raw.get("from_name"),
+                to_name=raw.get("to_name"),
+                value=value if isinstance(value, Mapping) else {},
+            )
+        )
+    return regions_of_result(items, from_names=from_names)
 
 
 def label_words(

@@ -11,15 +11,14 @@ model (:func:`batch_jobs.visual.model.build_layout_model`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotrain.domain.conll import Token
-from annotrain.domain.layout import label_words, regions_of_result
+from annotrain.domain.layout import label_words, regions_of_json
 from annotrain.domain.ocr import OcrPage, page_from_json
 from annotrain.domain.snapshot import Example
-from annotrain.domain.tasks import ResultItem
 from batch_jobs.text.data import NerDocument, encode_ner, ner_label_counts
 from batch_jobs.text.kinds import Encoded, NerHandler
 from batch_jobs.text.model import Encoder
@@ -68,23 +67,6 @@ def page_document(task_id: str, page: OcrPage, tags: Sequence[str] = ()) -> Page
     )
 
 
-def result_items(result: Sequence[Mapping[str, Any]]) -> list[ResultItem]:
-    """Label Studio result dicts as the domain's result items (what the geometry reads)."""
-    items = []
-    for raw in result:
-        value = raw.get("value")
-        items.append(
-            ResultItem(
-                id=None if raw.get("id") is None else str(raw["id"]),
-                type=str(raw.get("type", "")),
-                from_name=raw.get("from_name"),
-                to_name=raw.get("to_name"),
-                value=value if isinstance(value, Mapping) else {},
-            )
-        )
-    return items
-
-
 class VisualNerHandler(NerHandler):
     """Token classification over a page's OCR words, with their boxes as a second input.
 
@@ -115,7 +97,7 @@ class VisualNerHandler(NerHandler):
             page = page_from_json(example.ocr)
             regions = [
                 r
-                for r in regions_of_result(result_items(example.result), from_names=from_names)
+                for r in regions_of_json(example.result, from_names=from_names)
                 if r.label in wanted
             ]
             labelled = label_words(page.words, regions, page.width, page.height)

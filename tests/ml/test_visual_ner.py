@@ -139,6 +139,8 @@ def test_invoices_uploaded_ocrd_trained_and_preannotated_with_rectangles(lab: La
     assert metrics["micro"]["f1"] > 0.3, metrics["micro"]
     assert run.metrics["deploy"][0]["deployed"] is True
 
+    _deployed_model_is_scored_on_the_words_of_its_rectangles(lab, run, metrics)
+
     started = lab.api("POST", "/preannotations", json={"task_ids": upload["task_ids"][-NEW_PAGES:]})
     assert lab.run(preannotate, started["id"]) == EXIT_SUCCEEDED
     for form, task_id in zip(forms[-NEW_PAGES:], upload["task_ids"][-NEW_PAGES:], strict=True):
@@ -158,6 +160,38 @@ def test_invoices_uploaded_ocrd_trained_and_preannotated_with_rectangles(lab: La
         assert 0 < prediction["score"] <= min(item["score"] for item in items)
         found = {i["value"]["rectanglelabels"][0] for i in items}
         assert found & {"IBAN", "InvoiceNumber", "Total"}, found
+
+
+def _deployed_model_is_scored_on_the_words_of_its_rectangles(
+    lab: Lab, run: Any, metrics: dict[str, Any]
+) -> None:
+    """Active learning's comparison: the deployed model, scored on the run's test split."""
+    import tempfile
+
+    from batch_jobs.text import load_models
+    from batch_jobs.train import Registered, _beats_deployed
+
+    (entry,) = lab.store.list_models(project_id=lab.project_id).items
+    with lab.blobs.open(run.dataset_key) as stream:
+        snapshot = TrainingSnapshot.from_bytes(stream.read())
+    trained = _Trained(SPEC, Path("unused"), {**metrics, "micro": {"f1": 1.0}}, [], [])
+    with tempfile.TemporaryDirectory() as tmp:
+        beats, why = _beats_deployed(
+            lab.blobs, entry, Registered(entry, trained), snapshot, lambda: load_models, Path(tmp)
+        )
+    deployed_f1 = float(why.rsplit(" ", 1)[1])
+    # The deployed model is this run's: on the same words it scores near its own test F1.
+    assert deployed_f1 == pytest.approx(metrics["micro"]["f1"], abs=0.15), why
+    assert beats is (deployed_f1 < 1.0)
+
+
+@dataclass(frozen=True)
+class _Trained:
+    spec: ModelSpec
+    directory: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    plots: list[Path]
 
 
 def _word_page(words: list[tuple[str, int, int, int]], size: tuple[int, int] = (1000, 500)) -> Any:
