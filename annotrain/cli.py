@@ -314,10 +314,13 @@ def _add_job_commands(commands: Any) -> None:
         "2 when the request was refused. Ctrl-C cancels the run.",
     )
     train.add_argument("project", type=int, metavar="PROJECT")
-    train.add_argument("--types", help="ner,assertion,classification (default: all implied)")
+    train.add_argument(
+        "--types", help="ner,assertion,classification,visual_ner (default: all implied)"
+    )
     for name, kind in (("epochs", int), ("learning-rate", float), ("decay", float),
                        ("dropout", float), ("batch-size", int), ("max-length", int),
-                       ("seed", int), ("early-stopping-patience", int)):  # fmt: skip
+                       ("seed", int), ("early-stopping-patience", int), ("eval-steps", int),
+                       ("max-steps", int)):  # fmt: skip
         train.add_argument(f"--{name}", type=kind)
     train.add_argument("--base-model", help="default: the project language's encoder")
     train.add_argument("--validation-share", type=float, help="test share (default 0.2)")
@@ -804,7 +807,7 @@ def _train(args: argparse.Namespace) -> int:
     from annotrain.services import trainings
 
     names = ("epochs", "learning_rate", "decay", "dropout", "batch_size", "max_length",
-             "seed", "early_stopping_patience")  # fmt: skip
+             "seed", "early_stopping_patience", "eval_steps", "max_steps")  # fmt: skip
     by_tags = args.train_tag is not None or args.test_tag is not None
     share = args.validation_share if args.validation_share is not None or by_tags else 0.2
     request = trainings.TrainingRequest(

@@ -3,7 +3,9 @@
 The job reads the run (its models and tasks), downloads each model's folder into a
 temporary folder, loads them together (``batch_jobs.text``'s ``load_models``,
 resolved when the job runs) and predicts the tasks in batches: every task without a
-submitted completion, or the tasks the run names. Each prediction is checked
+submitted completion, or the tasks the run names. With a Visual NER model, each
+image task's OCR (stored beside its image) goes to the models with it; a task not
+OCR'd yet gets no rectangles and is named in the log. Each prediction is checked
 against the project's labeling config as an import is, and stored with its
 ``model_version``, task score and per-item scores, in place of the prediction an
 earlier run made with any of the same models (by registry name): a task keeps one
@@ -14,18 +16,22 @@ every few seconds; a cancel stops it between batches.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from annotrain.domain.config import parse_labeling_config
-from annotrain.domain.errors import AnnotrainError
+from annotrain.domain.config import ProjectSchema, parse_labeling_config
+from annotrain.domain.errors import AnnotrainError, NotFoundError
 from annotrain.domain.labelstudio import parse_tasks
+from annotrain.domain.ocr import ocr_key
 from annotrain.domain.records import Run
+from annotrain.domain.task_files import task_image_ids
 from annotrain.domain.tasks import Prediction, Task
-from annotrain.ports import PredictorLoader, Store, TaskQuery
+from annotrain.domain.training_plan import ModelKind
+from annotrain.ports import BlobStore, PredictorLoader, Store, TaskQuery
 from batch_jobs.job_io import RunLogger, ThrottledProgress, download_folder, full_store
 from batch_jobs.runtime import JobContext, main
 from batch_jobs.train import default_loader
@@ -64,6 +70,7 @@ def preannotate(
             folders.append(folder)
             log.info("model %s v%s (%s)", model["name"], model["version"], model["kind"])
         predictor = loader()(folders, device="cuda" if run.use_gpu else "cpu")
+        visual = any(str(m["kind"]) == ModelKind.VISUAL_NER.value for m in models)
         total = len(task_ids) if task_ids is not None else _count(store, run.project_id)
         log.info("tasks to pre-annotate: %d", total)
         progress = ThrottledProgress(context)
@@ -72,7 +79,16 @@ def preannotate(
             if context.stop_requested.is_set():
                 log.info("cancelled after %d task(s)", done)
                 return
-            predictions = predictor.predict([{"id": t.id, "data": dict(t.data)} for t in batch])
+            inputs = [{"id": t.id, "data": dict(t.data)} for t in batch]
+            if visual:
+                unread = _attach_ocr(blobs, schema, run.project_id, batch, inputs)
+                if unread:
+                    log.warning(
+                        "%d task(s) have no OCR of their image, so no rectangles (tasks %s): "
+                        "run OCR on them and pre-annotate again", len(unread),
+                        ", ".join(str(t) for t in unread[:20]),
+                    )  # fmt: skip
+            predictions = predictor.predict(inputs)
             checked = [
                 (int(task.id or 0), _checked(task, p, schema))
                 for task, p in zip(batch, predictions, strict=True)
@@ -104,6 +120,32 @@ def _checked(task: Task, prediction: Any, schema: Any) -> Prediction:
     }
     (parsed,) = parse_tasks([raw], schema)
     return parsed.predictions[0]
+
+
+def _attach_ocr(
+    blobs: BlobStore,
+    schema: ProjectSchema,
+    project_id: int,
+    tasks: Sequence[Task],
+    inputs: list[dict[str, Any]],
+) -> list[int]:
+    """Give each image task's input the OCR of its (first) uploaded image, as stored.
+
+    Returns:
+        The ids of the tasks that have no OCR yet (they get no rectangles).
+    """
+    unread: list[int] = []
+    for task, item in zip(tasks, inputs, strict=True):
+        for image_id in task_image_ids(task.data, schema, project_id):
+            try:
+                with blobs.open(ocr_key(project_id, image_id)) as stream:
+                    item["ocr"] = json.load(stream)
+                break
+            except NotFoundError:
+                continue
+        else:
+            unread.append(int(task.id or 0))
+    return unread
 
 
 def _count(store: Store, project_id: int) -> int:

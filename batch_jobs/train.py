@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from annotrain.domain.errors import AnnotrainError, CustomScriptsDisabledError
+from annotrain.domain.ocr import page_from_json
 from annotrain.domain.records import ModelEntry, Run
-from annotrain.domain.scoring import micro_f1
+from annotrain.domain.scoring import micro_f1, rectangles_micro_f1
 from annotrain.domain.snapshot import Part, TrainingSnapshot
 from annotrain.domain.training_plan import ModelKind, ModelSpec
 from annotrain.ports import (
@@ -326,9 +327,19 @@ def _beats_deployed(
     folder = work_dir / "deployed" / f"{deployed.name}-v{deployed.version}"
     download_folder(blobs, deployed.artifact_key, folder)
     predictor = loader()([folder], device="cuda" if snapshot.use_gpu else "cpu")
-    predictions = predictor.predict([{"id": e.task_id, "data": dict(e.data)} for e in test])
+    predictions = predictor.predict([
+        {"id": e.task_id, "data": dict(e.data), **({"ocr": e.ocr} if e.ocr is not None else {})}
+        for e in test
+    ])  # fmt: skip
     labels = set(item.model.spec.labels)
-    old = micro_f1([list(e.result) for e in test], [list(p.result) for p in predictions], labels)
+    gold = [list(e.result) for e in test]
+    predicted = [list(p.result) for p in predictions]
+    if item.model.spec.kind is ModelKind.VISUAL_NER:
+        # Rectangles never match exactly: score both on the words they hold, as training does.
+        pages = [page_from_json(e.ocr) if e.ocr is not None else None for e in test]
+        old = rectangles_micro_f1(gold, predicted, pages, labels)
+    else:
+        old = micro_f1(gold, predicted, labels)
     new = _micro_f1_of(item.model.metrics)
     if new is None:
         return False, "the new model reported no micro F1 to compare"

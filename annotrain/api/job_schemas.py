@@ -89,6 +89,12 @@ class TrainingParamsIn(_Body):
     early_stopping_patience: int | None = Field(
         default=None, description="evaluations without improvement before stopping; 0: off (3)"
     )
+    eval_steps: int | None = Field(
+        default=None, description="also evaluate every this many steps; 0: after each epoch (0)"
+    )
+    max_steps: int | None = Field(
+        default=None, description="stop after this many optimisation steps; 0: no limit (0)"
+    )
 
 
 class SplitIn(_Body):
@@ -110,7 +116,8 @@ class TrainingCreate(_Body):
     """What to train, on which data, and how."""
 
     types: list[str] | None = Field(
-        default=None, description="ner, assertion, classification; default: all the config implies"
+        default=None,
+        description="ner, assertion, classification, visual_ner; default: all the config implies",
     )
     params: TrainingParamsIn = Field(default_factory=TrainingParamsIn)
     base_model: str | None = Field(

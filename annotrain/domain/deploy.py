@@ -29,11 +29,12 @@ _TOKEN = re.compile(
 _ATTRIBUTE = re.compile(r"(?P<name>[^\s=/>]+)\s*=\s*(?P<quoted>\"[^\"]*\"|'[^']*')")
 # A model name is written into an attribute as it is: keep it to safe characters.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
-_OPTION_OF = {"labels": "label", "choices": "choice"}
+_OPTION_OF = {"labels": "label", "choices": "choice", "rectanglelabels": "label"}
 _CONTROL_OF_KIND = {
     ModelKind.NER: "labels",
     ModelKind.ASSERTION: "labels",
     ModelKind.CLASSIFICATION: "choices",
+    ModelKind.VISUAL_NER: "rectanglelabels",
 }
 
 
@@ -56,7 +57,8 @@ def point_labels_at_model(
     """Name ``model_name`` on every label of the config the model predicts.
 
     NER models take the ``<Label>``s of ``<Labels>`` controls that are not
-    assertion labels, assertion models those marked ``assertion="true"``; a
+    assertion labels, assertion models those marked ``assertion="true"``, Visual
+    NER models the ``<Label>``s of ``<RectangleLabels>`` controls; a
     classifier takes the ``<Choice>``s of the ``<Choices>`` controls whose choices
     are all among its classes. A label that named another model names this one now.
 

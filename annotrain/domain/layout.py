@@ -23,7 +23,7 @@ lie on one line (the union box then covers no other word).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +135,25 @@ def regions_of_result(
     return regions
 
 
+def regions_of_json(
+    result: Sequence[Mapping[str, Any]], *, from_names: Sequence[str] | None = None
+) -> list[Region]:
+    """:func:`regions_of_result` for result items as Label Studio JSON dicts (snapshots, jobs)."""
+    items = []
+    for raw in result:
+        value = raw.get("value")
+        items.append(
+            ResultItem(
+                id=None if raw.get("id") is None else str(raw["id"]),
+                type=str(raw.get("type", "")),
+                from_name=raw.get("from_name"),
+                to_name=raw.get("to_name"),
+                value=value if isinstance(value, Mapping) else {},
+            )
+        )
+    return regions_of_result(items, from_names=from_names)
+
+
 def label_words(
     words: Sequence[OcrWord], regions: Sequence[Region], width: int, height: int
 ) -> WordLabels:
@@ -197,6 +216,7 @@ def regions_from_word_labels(
     height: int,
     *,
     scores: Sequence[float] | None = None,
+    split_lines: bool = False,
 ) -> list[Region]:
     """Merge runs of tagged words into one rectangle each (union of their boxes).
 
@@ -206,6 +226,9 @@ def regions_from_word_labels(
         width: The page's width in pixels.
         height: The page's height in pixels.
         scores: One confidence per word (the tag's probability), or None.
+        split_lines: Start a new rectangle where a run goes on to another OCR line,
+            so no rectangle spans lines (a union over two lines would cover words
+            of neither entity).
 
     Raises:
         ValueError: ``tags`` (or ``scores``) and ``words`` differ in length.
@@ -218,6 +241,8 @@ def regions_from_word_labels(
         if tag == OUTSIDE or not label or prefix not in ("B", "I"):
             continue
         continues = prefix == "I" and runs and runs[-1][0] == label and runs[-1][1][-1] == index - 1
+        if continues and split_lines and words[index].line != words[index - 1].line:
+            continues = False
         if continues:
             runs[-1][1].append(index)
         else:

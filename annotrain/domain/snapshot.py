@@ -53,6 +53,10 @@ class TrainingParams:
         seed: Makes a run repeatable (initialisation, shuffling).
         early_stopping_patience: Evaluations without improvement on the
             validation part before training stops; 0 turns early stopping off.
+        eval_steps: Evaluate on the validation part every this many optimisation
+            steps as well as after each epoch; 0 evaluates after each epoch only.
+        max_steps: Stop after this many optimisation steps even if epochs remain
+            (the learning-rate schedule ends there); 0 for no limit.
     """
 
     epochs: int = 10
@@ -63,6 +67,8 @@ class TrainingParams:
     max_length: int = 256
     seed: int = 42
     early_stopping_patience: int = 3
+    eval_steps: int = 0
+    max_steps: int = 0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainingParams:
@@ -96,6 +102,8 @@ class TrainingParams:
         _int_in("max_length", self.max_length, 16, 4096)
         _int_in("seed", self.seed, 0, 2**31 - 1)
         _int_in("early_stopping_patience", self.early_stopping_patience, 0, 1000)
+        _int_in("eval_steps", self.eval_steps, 0, 1_000_000)
+        _int_in("max_steps", self.max_steps, 0, 10_000_000)
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as JSON values."""
@@ -111,12 +119,15 @@ class Example:
         part: Train or test.
         data: The task's data (``{"text": …}``).
         result: The chosen completion's result items, in Label Studio JSON.
+        ocr: For an image task of a Visual NER run, the OCR of its image as stored
+            beside it (:func:`annotrain.domain.ocr.page_to_json`); None otherwise.
     """
 
     task_id: str
     part: Part
     data: Mapping[str, Any]
     result: tuple[Mapping[str, Any], ...]
+    ocr: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +221,13 @@ class TrainingSnapshot:
                 params=TrainingParams.from_mapping(document["params"]),
                 models=tuple(_spec_from_json(s) for s in document["models"]),
                 examples=tuple(
-                    Example(str(e["task_id"]), Part(e["part"]), e["data"], tuple(e["result"]))
+                    Example(
+                        str(e["task_id"]),
+                        Part(e["part"]),
+                        e["data"],
+                        tuple(e["result"]),
+                        e.get("ocr"),
+                    )
                     for e in document["examples"]
                 ),
                 label_config=str(document.get("label_config", "")),
@@ -256,12 +273,16 @@ def _canonical(value: object) -> str:
 
 
 def _example_json(example: Example) -> dict[str, Any]:
-    return {
+    document = {
         "task_id": example.task_id,
         "part": example.part.value,
         "data": dict(example.data),
         "result": [dict(r) for r in example.result],
     }
+    if example.ocr is not None:
+        # Only image examples carry it, so text snapshots keep their fingerprints.
+        document["ocr"] = dict(example.ocr)
+    return document
 
 
 def _spec_json(spec: ModelSpec) -> dict[str, Any]:

@@ -14,10 +14,11 @@ left queued with nothing to run it.
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from annotrain.domain.errors import (
     RunStateError,
 )
 from annotrain.domain.labelstudio import result_to_json
+from annotrain.domain.ocr import ocr_key
 from annotrain.domain.records import JobKind, Project, Run, RunStatus
 from annotrain.domain.selection import SelectionRules, select_training_completions
 from annotrain.domain.snapshot import (
@@ -40,6 +42,7 @@ from annotrain.domain.snapshot import (
     TrainingSnapshot,
 )
 from annotrain.domain.split import TEST_TAG, TRAIN_TAG, split_by_share, split_by_tags, task_key
+from annotrain.domain.task_files import task_image_ids
 from annotrain.domain.tasks import Completion, Member, Role, Task
 from annotrain.domain.training_plan import ModelKind, ModelSpec, implied_models
 from annotrain.ports import (
@@ -61,8 +64,10 @@ from annotrain.services.projects import check_language, language_of
 from annotrain.services.run_lifecycle import mark_finished
 from annotrain.services.training_scripts import pin_to_run
 
-#: The kinds a text training request may name.
+#: The text kinds a training request may name.
 TEXT_KINDS = (ModelKind.NER, ModelKind.ASSERTION, ModelKind.CLASSIFICATION)
+#: Every kind a training request may name: the text kinds and Visual NER.
+TRAINABLE_KINDS = (*TEXT_KINDS, ModelKind.VISUAL_NER)
 CANCELLED_REASON = "cancelled by user"
 #: The most lines ``?tail=`` returns.
 MAX_TAIL_LINES = 10_000
@@ -206,12 +211,12 @@ def parse_types(values: Sequence[str]) -> tuple[ModelKind, ...]:
         InvalidRequestError: On ``types``, naming the kinds a text training has.
     """
     kinds: list[ModelKind] = []
-    known = {k.value: k for k in TEXT_KINDS}
+    known = {k.value: k for k in TRAINABLE_KINDS}
     for value in values:
         kind = known.get(value)
         if kind is None:
             raise InvalidRequestError(
-                "types", f"{value!r} is not a text model type; use: {', '.join(known)}"
+                "types", f"{value!r} is not a model type; use: {', '.join(known)}"
             )
         kinds.append(kind)
     if not kinds:
@@ -251,13 +256,13 @@ def plan_models(project: Project, request: TrainingRequest) -> tuple[ModelSpec, 
         LabelingConfigError: The config no longer passes.
     """
     schema = parse_labeling_config(project.label_config)
-    implied = [s for s in implied_models(schema, request.classifiers) if s.kind in TEXT_KINDS]
+    implied = [s for s in implied_models(schema, request.classifiers) if s.kind in TRAINABLE_KINDS]
     implied_kinds = list(dict.fromkeys(s.kind.value for s in implied))
     if not implied:
         raise InvalidRequestError(
             "types",
-            "the labeling config implies no text model (no <Labels> or <Choices> on text): "
-            "add labels to the config first",
+            "the labeling config implies no model (no <Labels> or <Choices> on text, no "
+            "<RectangleLabels> on an image): add labels to the config first",
         )
     if request.types is None:
         return tuple(implied)
@@ -278,14 +283,19 @@ def prepare_training(
     *,
     run_id: str,
     gpu_available: bool,
+    blobs: BlobStore | None = None,
 ) -> PreparedTraining:
     """Check a request against the project and build its snapshot; writes nothing.
+
+    A Visual NER model needs the OCR of each example's image: it is read from
+    ``blobs`` (beside the image) into the example, so the snapshot stays the
+    job's whole input.
 
     Raises:
         InvalidRequestError: Naming the field at fault: a parameter, ``types``,
             ``base_model``, ``language``, ``use_gpu``, ``split``, or ``data`` when the
             selection leaves nothing to train on (with the count of tasks skipped
-            for each reason).
+            for each reason) or image tasks have no OCR yet (named).
     """
     params = TrainingParams.from_mapping(request.params)
     request.split.check()
@@ -312,6 +322,10 @@ def prepare_training(
         for part, pairs in parts.items()
         for task, completion in pairs
     )
+    if any(s.kind is ModelKind.VISUAL_NER for s in models):
+        if blobs is None:
+            raise ValueError("a Visual NER training reads OCR records: pass the blob store")
+        examples = _with_ocr(blobs, project, examples)
     snapshot = TrainingSnapshot(
         run_id=run_id,
         project_id=project.id,
@@ -395,7 +409,9 @@ def submit_training(
         See :func:`start_training`.
     """
     run_id = new_run_id(JobKind.TRAIN)
-    prepared = prepare_training(store, project, request, run_id=run_id, gpu_available=gpu_available)
+    prepared = prepare_training(
+        store, project, request, run_id=run_id, gpu_available=gpu_available, blobs=blobs
+    )
     if runner is None:
         raise JobRunnerUnavailableError("start a training")
     admission = admit_run(
@@ -449,6 +465,59 @@ def submit_training(
     confirm_admission(store, admission, run, clock)
     _submit(store, runner, clock, JobSpec(JobKind.TRAIN, run_id, request.use_gpu))
     return store.get_run(run_id)
+
+
+def _with_ocr(
+    blobs: BlobStore, project: Project, examples: Sequence[Example]
+) -> tuple[Example, ...]:
+    """The examples with the OCR of their task's (first) uploaded image.
+
+    Raises:
+        InvalidRequestError: On ``data``: tasks whose image has no OCR yet, or that
+            show no image uploaded to the project (named, with the fix).
+    """
+    schema = parse_labeling_config(project.label_config)
+    out: list[Example] = []
+    no_image: list[str] = []
+    unread: list[str] = []
+    for example in examples:
+        image_ids = task_image_ids(example.data, schema, project.id)
+        if not image_ids:
+            no_image.append(example.task_id)
+            continue
+        record = None
+        for image_id in image_ids:
+            try:
+                with blobs.open(ocr_key(project.id, image_id)) as stream:
+                    record = json.load(stream)
+                break
+            except NotFoundError:
+                continue
+        if record is None:
+            unread.append(example.task_id)
+            continue
+        out.append(replace(example, ocr=record))
+    if no_image:
+        raise InvalidRequestError(
+            "data",
+            f"{len(no_image)} task(s) with completions show no image uploaded to this project "
+            f"(task ids {_ids(no_image)}): Visual NER reads the OCR of uploaded images; upload "
+            f"them (POST /api/v1/projects/{project.id}/tasks/upload) and import the tasks "
+            "with data.image set to the path the upload gives, or leave them out with tags",
+        )
+    if unread:
+        raise InvalidRequestError(
+            "data",
+            f"{len(unread)} task(s) have no OCR of their image yet (task ids {_ids(unread)}): "
+            f"run OCR first (POST /api/v1/projects/{project.id}/ocr), wait for it to succeed, "
+            "then start the training again",
+        )
+    return tuple(out)
+
+
+def _ids(task_ids: Sequence[str], shown: int = 20) -> str:
+    more = len(task_ids) - shown
+    return ", ".join(task_ids[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _submit(store: TrainingStores, runner: JobRunner, clock: Clock, spec: JobSpec) -> None:

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 IGNORE = -100
 """The label the loss skips: special tokens, padding, sub-word continuations, cut entities."""
 
+#: LayoutLM's boxes for the special tokens: ``[CLS]`` at the origin, ``[SEP]`` at the far corner.
+BOX_BEFORE = (0, 0, 0, 0)
+BOX_AFTER = (1000, 1000, 1000, 1000)
 ENTITY_START = "[E]"
 ENTITY_END = "[/E]"
 """Markers put around the entity an assertion model classifies; added to the tokenizer."""
@@ -278,11 +281,15 @@ class Feature:
         labels: Per token (NER, ``IGNORE`` where not learned), a class id
             (single label) or a multi-hot vector (multi-label); None when predicting.
         source: Index of the document, mention or text it comes from.
+        bbox: For a layout model, each token's box on the 0-1000 grid
+            ``(x0, y0, x1, y1)`` (its word's box; zeros before the text, 1000s after);
+            None for a text model.
     """
 
     input_ids: list[int]
     labels: list[int] | int | list[float] | None
     source: int
+    bbox: list[tuple[int, int, int, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,8 +372,13 @@ def encode_ner(
     max_length: int,
     overlap: int,
     tag_ids: Mapping[str, int] | None,
+    boxes: Sequence[Sequence[tuple[int, int, int, int]]] | None = None,
 ) -> tuple[list[Feature], list[EncodedDocument]]:
     """Windows of token ids (and labels, when ``tag_ids`` is given) for NER documents.
+
+    Args:
+        boxes: For a layout model, per document one 0-1000 box per word; every
+            sub-word of a word gets its word's box (:attr:`Feature.bbox`).
 
     Returns:
         The features, and per document where each word's prediction is read.
@@ -419,7 +431,15 @@ def encode_ner(
                     labels[offset + sub - start] = tag_ids[document.tags[word]]
             if labels is not None:
                 _ignore_cut_entities(labels, document.tags, word_ids, first, start, end, offset)
-            features.append(Feature(specials.wrap(ids[start:end]), labels, index))
+            bbox = None
+            if boxes is not None:
+                page = boxes[index]
+                bbox = [
+                    *[BOX_BEFORE] * len(specials.prefix),
+                    *(page[word] for word in word_ids[start:end]),
+                    *[BOX_AFTER] * len(specials.suffix),
+                ]
+            features.append(Feature(specials.wrap(ids[start:end]), labels, index, bbox))
         encoded.append(EncodedDocument(positions))
     return features, encoded
 

@@ -68,12 +68,34 @@ class GpuUnavailableError(AnnotrainError):
 
 
 class OutOfMemoryError(AnnotrainError):
-    """Training or prediction ran out of accelerator memory."""
+    """Training or prediction ran out of accelerator memory.
 
-    def __init__(self, model: str, device: str, batch_size: int, max_length: int) -> None:
-        smaller = max(1, batch_size // 2)
+    Attributes:
+        fits: The largest batch size whose step of the longest examples was then
+            measured to fit (None when not measured, 0 when not even one fits).
+    """
+
+    def __init__(
+        self, model: str, device: str, batch_size: int, max_length: int, *, fits: int | None = None
+    ) -> None:
+        self.fits = fits
+        if fits:
+            advice = (
+                f"set params.batch_size to {fits} (a training step on the {fits} longest "
+                f"examples fits on {device}), lower params.max_length, or train on the CPU "
+                "(use_gpu false)"
+            )
+        elif fits == 0:
+            advice = (
+                "not even a batch of 1 fits: lower params.max_length, or train on the CPU "
+                "(use_gpu false)"
+            )
+        else:
+            advice = (
+                f"lower params.batch_size (try {max(1, batch_size // 2)}) or params.max_length, "
+                "or train on the CPU (use_gpu false)"
+            )
         super().__init__(
             f"out of memory on {device} while training model {model!r} with "
-            f"batch_size {batch_size} and max_length {max_length}: lower params.batch_size "
-            f"(try {smaller}) or params.max_length, or train on the CPU (use_gpu false)"
+            f"batch_size {batch_size} and max_length {max_length}: {advice}"
         )

@@ -41,10 +41,11 @@ from batch_jobs.text.evaluate import (
     multilabel_metrics,
     ner_metrics,
 )
+from batch_jobs.text.model import Encoder, build_model
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 R = TypeVar("R", NerDocument, Mention, LabelledText)
 
@@ -128,6 +129,16 @@ class KindHandler(ABC, Generic[R]):
     def settings(self) -> dict[str, Any]:
         """What prediction needs beyond the weights, for ``annotrain.json``."""
         return {}
+
+    def build(
+        self, encoder: Encoder, *, vocab_size: int, dropout: float, seed: int
+    ) -> PreTrainedModel:
+        """A fresh model of this kind on the encoder, its head sized to :attr:`model_labels`."""
+        return build_model(
+            encoder, labels=self.model_labels, token_level=self.token_level, dropout=dropout,
+            vocab_size=vocab_size, multi_label=bool(getattr(self, "multi_label", False)),
+            seed=seed,
+        )  # fmt: skip
 
 
 class NerHandler(KindHandler[NerDocument]):
@@ -317,16 +328,20 @@ class ClassificationHandler(_ClassHandler[LabelledText]):
 def handler_for(
     spec: ModelSpec, target: TextTarget, *, max_length: int, overlap: int
 ) -> KindHandler[Any]:
-    """The handler of a model spec's kind.
+    """The handler of a model spec's kind (Visual NER's from :mod:`batch_jobs.visual.kinds`).
 
     Raises:
-        ValueError: For a kind that is not a text model (Visual NER).
+        ValueError: For a kind this code does not train.
     """
+    # Visual NER builds on NerHandler, so its module imports this one: import it late.
+    from batch_jobs.visual.kinds import VisualNerHandler
+
     kinds: dict[ModelKind, type[KindHandler[Any]]] = {
         ModelKind.NER: NerHandler,
         ModelKind.ASSERTION: AssertionHandler,
         ModelKind.CLASSIFICATION: ClassificationHandler,
+        ModelKind.VISUAL_NER: VisualNerHandler,
     }
     if spec.kind not in kinds:
-        raise ValueError(f"{spec.kind} is not a text model")
+        raise ValueError(f"{spec.kind} is not a model kind this code trains")
     return kinds[spec.kind](spec, target, max_length=max_length, overlap=overlap)

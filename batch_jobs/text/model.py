@@ -155,6 +155,13 @@ def pad_batch(
         ids[row, : len(feature.input_ids)] = torch.tensor(feature.input_ids)
         mask[row, : len(feature.input_ids)] = 1
     batch = {"input_ids": ids, "attention_mask": mask}
+    if features[0].bbox is not None:
+        # Padding sits at the origin with the attention mask off: LayoutLM's convention.
+        bbox = torch.zeros((len(features), width, 4), dtype=torch.long)
+        for row, feature in enumerate(features):
+            assert feature.bbox is not None
+            bbox[row, : len(feature.bbox)] = torch.tensor(feature.bbox, dtype=torch.long)
+        batch["bbox"] = bbox
     first = features[0].labels
     if isinstance(first, list) and first and isinstance(first[0], float):
         batch["labels"] = torch.tensor([f.labels for f in features], dtype=torch.float)
@@ -166,7 +173,10 @@ def pad_batch(
         batch["labels"] = labels
     elif isinstance(first, int):
         batch["labels"] = torch.tensor([f.labels for f in features], dtype=torch.long)
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if device.type == "cuda":
+        # Page-locked host memory lets the copy overlap the previous step's compute.
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+    return batch
 
 
 def autocast(device: torch.device) -> Any:
@@ -203,7 +213,7 @@ def forward_logits(
     with torch.inference_mode(), autocast(device):
         for at in range(0, len(order), batch_size):
             rows = order[at : at + batch_size]
-            chunk = [Feature(features[i].input_ids, None, i) for i in rows]
+            chunk = [Feature(features[i].input_ids, None, i, features[i].bbox) for i in rows]
             batch = pad_batch(chunk, pad_id, device, multiple=8 if device.type == "cuda" else 1)
             logits = model(**batch).logits.float().cpu()
             for row, index in enumerate(rows):

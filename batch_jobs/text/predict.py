@@ -4,7 +4,8 @@ NER spans are decoded from the words' own predictions (each word read at its
 first sub-word, in the window where it is most central), never from a
 pipeline's aggregation, so offsets are Python string indices that slice the
 task text exactly. Assertion models classify the entities the NER model found;
-classifiers give their choices with scores.
+classifiers give their choices with scores. Visual NER models tag a page's OCR
+words and give one ``rectanglelabels`` rectangle per entity and line.
 
 Scores: an entity's ``score`` is the mean probability of its words' tags; an
 assertion label's and a single choice's is the class probability; a
@@ -18,10 +19,12 @@ decision, which is the order active learning wants.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from annotrain.domain.layout import region_result_items, regions_from_word_labels
+from annotrain.domain.ocr import page_from_json
 from annotrain.domain.training_plan import ModelKind, ModelSpec
 from batch_jobs.text.artifacts import read_description
 from batch_jobs.text.data import LabelledText, Mention, NerDocument, TextTarget, text_of, words_of
@@ -31,6 +34,8 @@ from batch_jobs.text.model import forward_logits, load_tokenizer, torch_device
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from batch_jobs.visual.kinds import PageDocument
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ def load_models(
         if "thresholds" in settings:
             handler.thresholds = [float(settings["thresholds"][label]) for label in spec.labels]  # type: ignore[attr-defined]
         auto = (
-            AutoModelForTokenClassification if kind is ModelKind.NER
+            AutoModelForTokenClassification if handler.token_level
             else AutoModelForSequenceClassification
         )  # fmt: skip
         model = auto.from_pretrained(str(directory), local_files_only=True)
@@ -126,7 +131,12 @@ class TextPredictor:
         return loaded.handler.decode(logits, encoded, records)
 
     def predict(self, tasks: Sequence[Mapping[str, Any]]) -> list[TaskPrediction]:
-        """Predict over tasks' data (``{"text": …}``), one prediction per task, in order."""
+        """Predict over tasks, one prediction per task, in order.
+
+        Each task is ``{"id", "data"}``; an image task also carries ``"ocr"``, the OCR
+        record of its image (:func:`annotrain.domain.ocr.page_to_json`), which Visual
+        NER models read. A task without it gets no rectangles.
+        """
         results: list[list[dict[str, Any]]] = [[] for _ in tasks]
         confidences: list[list[float]] = [[] for _ in tasks]
         entities: list[list[tuple[int, int]]] = [[] for _ in tasks]
@@ -172,6 +182,22 @@ class TextPredictor:
                 if item is not None:
                     results[int(record.task_id)].append(item)
                     confidences[int(record.task_id)].append(item["score"])
+        for loaded in (m for m in self._models if m.kind is ModelKind.VISUAL_NER):
+            # Visual NER builds on this package's NER code: its module is imported late.
+            from batch_jobs.visual.kinds import page_document
+
+            pages = [
+                page_document(str(i), page_from_json(task["ocr"]))
+                for i, task in enumerate(tasks)
+                if task.get("ocr") is not None
+            ]
+            for page, tagged in zip(pages, self._run(loaded, pages), strict=True):
+                index = int(page.task_id)
+                items, scores = _rectangle_items(loaded, page, tagged)
+                results[index] += items
+                confidences[index] += scores
+                if tagged.scores:
+                    confidences[index].append(sum(tagged.scores) / len(tagged.scores))
         return [
             TaskPrediction(result, round(min(scores), 6) if scores else 0.0, self.model_version)
             for result, scores in zip(results, confidences, strict=True)
@@ -211,6 +237,39 @@ def _span_item(
         "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]},
         "score": round(score, 6),
     }
+
+
+def _rectangle_items(
+    loaded: _Loaded, page: PageDocument, tagged: WordTags
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """A page's word tags as ``rectanglelabels`` items: one rectangle per entity and line.
+
+    Adjacent words of one entity on one OCR line merge into the union of their
+    boxes (percent of the page, rotation 0); the rectangle's score is the mean
+    probability of its words' tags.
+    """
+    spec = loaded.handler.spec
+    target = loaded.handler.target
+    width, height = page.page.width, page.page.height
+    regions = regions_from_word_labels(
+        page.page.words, tagged.tags, width, height, scores=tagged.scores, split_lines=True
+    )
+    items: list[dict[str, Any]] = []
+    scores: list[float] = []
+    for number, region in enumerate(regions, start=1):
+        score = round(region.score if region.score is not None else 0.0, 6)
+        items += region_result_items(
+            replace(region, score=score),
+            region_id=f"{spec.kind.value}-{number}",
+            from_name=target.control(
+                region.label, spec.from_names[0] if spec.from_names else "label"
+            ),
+            to_name=target.to_name,
+            width=width,
+            height=height,
+        )
+        scores.append(score)
+    return items, scores
 
 
 def _choices_item(loaded: _Loaded, scored: ClassScores) -> dict[str, Any] | None:

@@ -37,7 +37,6 @@ from batch_jobs.text.kinds import KindHandler, handler_for
 from batch_jobs.text.model import (
     Encoder,
     autocast,
-    build_model,
     forward_logits,
     load_tokenizer,
     packaged_encoder,
@@ -50,7 +49,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 _LOG = logging.getLogger("batch_jobs.text")
-TEXT_KINDS = (ModelKind.NER, ModelKind.ASSERTION, ModelKind.CLASSIFICATION)
+#: The kinds this loop trains: the text kinds, and Visual NER (NER over OCR words and boxes).
+TEXT_KINDS = (ModelKind.NER, ModelKind.ASSERTION, ModelKind.CLASSIFICATION, ModelKind.VISUAL_NER)
 WARMUP_SHARE = 0.06
 BLOCK_BATCHES = 50
 
@@ -151,10 +151,11 @@ def train_snapshot(
     should_stop: Callable[[], bool] = _never,
     options: TrainOptions | None = None,
 ) -> list[TrainedModel]:
-    """Train, evaluate and save every NER, assertion and classification model of a run.
+    """Train, evaluate and save every NER, assertion, classification and Visual NER model.
 
     Every model's data is checked before any training begins. Visual NER models
-    are skipped with a log line (another job trains them).
+    train in the same loop on their pages' OCR words and boxes
+    (:mod:`batch_jobs.visual.kinds`).
 
     Args:
         snapshot: The run's data, models and parameters.
@@ -226,8 +227,9 @@ def _plan(
     if not specs:
         raise NotEnoughDataError(
             "text",
-            "the labeling config declares no labels for a text model: add <Labels> or "
-            "<Choices> with at least one <Label>/<Choice> on a <Text>",
+            "the labeling config declares no labels for a model: add <Labels> or "
+            "<Choices> with at least one <Label>/<Choice> on a <Text>, or <RectangleLabels> "
+            "on an <Image>",
         )
     train_examples = snapshot.part(Part.TRAIN)
     test_examples = snapshot.part(Part.TEST)
@@ -242,7 +244,13 @@ def _plan(
             continue
         target = text_target(spec, snapshot.label_config)
         handler = handler_for(spec, target, max_length=params.max_length, overlap=overlap)
-        records = handler.records(train_examples)
+        try:
+            records = handler.records(train_examples)
+        except NotEnoughDataError as problem:
+            problems.append(problem)
+            continue
+        for warning in getattr(handler, "warnings", ()):
+            log.warning("model %r: %s", spec.name, warning)
         if not records:
             problems.append(NotEnoughDataError(
                 spec.name,
@@ -303,11 +311,9 @@ def _train_one(
 
     spec, handler = plan.spec, plan.handler
     tokenizer = load_tokenizer(encoder.tokenizer_path, handler.markers)
-    model = build_model(
-        encoder, labels=handler.model_labels, token_level=handler.token_level,
-        dropout=params.dropout, vocab_size=len(tokenizer),
-        multi_label=getattr(handler, "multi_label", False), seed=params.seed,
-    )  # fmt: skip
+    model = handler.build(
+        encoder, vocab_size=len(tokenizer), dropout=params.dropout, seed=params.seed
+    )
     train = handler.encode(plan.train, tokenizer, labelled=True)
     if train.truncated:
         log.warning(
@@ -336,8 +342,10 @@ def _train_one(
         return handler.score(metrics)
 
     name = f"{spec.kind}:{spec.name}"
+    on_device = False
     try:
         model.to(device)  # type: ignore[arg-type]  # transformers types `to` poorly
+        on_device = True
         history, best_epoch = fit(
             model, train.features, params=params, device=device, pad_id=pad_id,
             validation_score=validation_score, model_name=name, on_progress=on_progress,
@@ -348,7 +356,19 @@ def _train_one(
         evaluated_on = "test" if plan.test else "validation"
         _, metrics = evaluate(plan.test or plan.validation or plan.train)
     except torch.cuda.OutOfMemoryError as exc:
-        raise OutOfMemoryError(name, str(device), params.batch_size, params.max_length) from exc
+        # Measure what fits, unless the weights themselves did not (then no batch does).
+        model.zero_grad(set_to_none=True)
+        fits = (
+            fitting_batch_size(
+                lambda size: _trial_step(model, train.features, size, pad_id, device),
+                params.batch_size,
+            )
+            if on_device
+            else None
+        )
+        raise OutOfMemoryError(
+            name, str(device), params.batch_size, params.max_length, fits=fits
+        ) from exc
     metrics |= {"evaluated_on": evaluated_on, "counts": plan.counts, "best_epoch": best_epoch}
     directory = out_dir / _folder_name(spec)
     model.to("cpu")  # type: ignore[arg-type]
@@ -365,6 +385,46 @@ def _train_one(
     plots = _plots(directory, spec, metrics, history)
     log.info("model %r saved to %s: %s", spec.name, directory, _summary(metrics))
     return TrainedModel(spec, directory, metrics, history, plots)
+
+
+def fitting_batch_size(try_step: Callable[[int], None], batch_size: int) -> int:
+    """The largest batch size under ``batch_size`` (halving) whose step does not run out of memory.
+
+    Args:
+        try_step: Runs one training step (forward and backward) at a batch size;
+            raises ``torch.cuda.OutOfMemoryError`` when it does not fit.
+        batch_size: The size that ran out of memory.
+
+    Returns:
+        The size that fits, or 0 when not even 1 does.
+    """
+    import torch
+
+    size = batch_size // 2
+    while size >= 1:
+        try:
+            try_step(size)
+        except torch.cuda.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            size //= 2
+            continue
+        return size
+    return 0
+
+
+def _trial_step(
+    model: PreTrainedModel, features: Sequence[Feature], size: int, pad_id: int, device: Any
+) -> None:
+    """One forward and backward pass over the ``size`` longest features, gradients dropped."""
+    longest = sorted(features, key=lambda f: -len(f.input_ids))[:size]
+    multiple = 8 if device.type == "cuda" else 1
+    try:
+        with autocast(device):
+            loss = model(**pad_batch(longest, pad_id, device, multiple=multiple)).loss
+        loss.backward()
+    finally:
+        model.zero_grad(set_to_none=True)
 
 
 def _folder_name(spec: ModelSpec) -> str:
@@ -436,11 +496,13 @@ def fit(
 
     Args:
         validation_score: Scores the model as it is now (higher is better; NaN when
-            there is no validation data, which turns early stopping off).
+            there is no validation data, which turns early stopping off). It runs
+            after every epoch and, with ``params.eval_steps``, every that many steps;
+            ``params.max_steps`` ends training early.
 
     Returns:
-        The history (per epoch: ``epoch``, ``loss``, ``val_score``, ``seconds``) and
-        the best epoch.
+        The history (per evaluation: ``epoch``, ``step``, ``loss`` since the one
+        before, ``val_score``, ``seconds``) and the epoch of the best evaluation.
 
     Raises:
         TrainingCancelledError: ``should_stop`` returned True.
@@ -453,6 +515,8 @@ def fit(
     lengths = [len(f.input_ids) for f in features]
     steps_per_epoch = -(-len(features) // params.batch_size)
     total_steps = steps_per_epoch * params.epochs
+    if params.max_steps:
+        total_steps = min(total_steps, params.max_steps)
     # The fused kernel (CPU and CUDA): one pass over each parameter group per step.
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, params.decay), lr=params.learning_rate, fused=True
@@ -472,13 +536,54 @@ def fit(
     history: list[dict[str, Any]] = []
     best: tuple[float, int] = (float("-inf"), 0)
     best_state: dict[str, torch.Tensor] | None = None
-    waited = step = 0
+    waited = step = evaluated_at = 0
+    loss_sum, loss_count = 0.0, 0
     started = last_report = time.monotonic()
+
+    def checkpoint(epoch: int) -> bool:
+        """Score on validation data, record it, keep the best weights; True stops training."""
+        nonlocal best, best_state, waited, evaluated_at, loss_sum, loss_count, last_report
+        score = validation_score()
+        model.train()
+        mean_loss = loss_sum / max(1, loss_count)
+        loss_sum, loss_count = 0.0, 0
+        evaluated_at = step
+        history.append({
+            "epoch": epoch, "step": step, "loss": mean_loss,
+            "val_score": None if score != score else score,  # JSON has no NaN
+            "seconds": round(time.monotonic() - started, 3),
+        })  # fmt: skip
+        message = (
+            f"{model_name}: epoch {epoch}, step {step}/{total_steps} evaluated, loss "
+            f"{mean_loss:.4f}, validation {score:.4f}"
+        )
+        log.info("%s", message)
+        on_progress(TrainingProgress(0.0, epoch, step, total_steps, mean_loss, model_name, message))
+        last_report = time.monotonic()
+        if score != score:  # NaN: no validation data, keep the last weights
+            best = (best[0], epoch)
+            return False
+        if score > best[0]:
+            best, waited = (score, epoch), 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            return False
+        waited += 1
+        if params.early_stopping_patience and waited >= params.early_stopping_patience:
+            log.info(
+                "%s: no better validation score for %d evaluations; stopping at epoch %d",
+                model_name, waited, epoch,
+            )  # fmt: skip
+            return True
+        return False
+
     model.train()
     for epoch in range(1, params.epochs + 1):
-        epoch_loss = running = 0.0
+        running = 0.0
         running_count = 0
+        stop = False
         for rows in length_bucketed_batches(lengths, params.batch_size, rng):
+            if step >= total_steps:
+                break
             if should_stop():
                 raise TrainingCancelledError(model_name, epoch, step)
             batch = pad_batch([features[i] for i in rows], pad_id, device, multiple=multiple)
@@ -493,7 +598,8 @@ def fit(
             scheduler.step()
             step += 1
             value = float(loss.detach())
-            epoch_loss += value
+            loss_sum += value
+            loss_count += 1
             running += value
             running_count += 1
             now = time.monotonic()
@@ -505,32 +611,11 @@ def fit(
                     f"loss {mean:.4f}",
                 ))  # fmt: skip
                 running, running_count, last_report = 0.0, 0, now
-        score = validation_score()
-        model.train()
-        mean_loss = epoch_loss / max(1, steps_per_epoch)
-        history.append({
-            "epoch": epoch, "step": step, "loss": mean_loss,
-            "val_score": None if score != score else score,  # JSON has no NaN
-            "seconds": round(time.monotonic() - started, 3),
-        })  # fmt: skip
-        message = f"{model_name}: epoch {epoch} done, loss {mean_loss:.4f}, validation {score:.4f}"
-        log.info("%s", message)
-        on_progress(TrainingProgress(0.0, epoch, step, total_steps, mean_loss, model_name, message))
-        last_report = time.monotonic()
-        if score != score:  # NaN: no validation data, keep the last weights
-            best = (best[0], epoch)
-            continue
-        if score > best[0]:
-            best, waited = (score, epoch), 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            waited += 1
-            if params.early_stopping_patience and waited >= params.early_stopping_patience:
-                log.info(
-                    "%s: no better validation score for %d epochs; stopping at epoch %d",
-                    model_name, waited, epoch,
-                )  # fmt: skip
+            if params.eval_steps and step % params.eval_steps == 0 and checkpoint(epoch):
+                stop = True
                 break
+        if stop or (evaluated_at != step and checkpoint(epoch)) or step >= total_steps:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.train(False)

@@ -18,6 +18,7 @@ checks. It needs Pillow only (the ``ml`` and ``api`` extras both have it).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import string
@@ -29,6 +30,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from annotrain.domain.layout import Region, region_result_items
+from annotrain.domain.ocr import OcrPage, OcrWord
 
 #: The entity labels a form's gold rectangles carry.
 LABELS = ("Vendor", "Customer", "InvoiceNumber", "InvoiceDate", "DueDate", "Total", "IBAN")
@@ -91,6 +93,17 @@ class SyntheticForm:
     image: Image.Image
     fields: tuple[GoldField, ...]
     seed: int
+    drawn: tuple[OcrWord, ...] = ()
+
+    def drawn_page(self) -> OcrPage:
+        """What a perfect OCR would read: every drawn word with its exact box, line by line.
+
+        For GPU tests and benchmarks on machines without Tesseract; it is labelled
+        ``engine="synthetic"`` so it is never mistaken for a Tesseract record.
+        """
+        width, height = self.size
+        digest = hashlib.sha256(self.png()).hexdigest()
+        return OcrPage(width, height, self.drawn, "eng", "synthetic", digest)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -162,9 +175,19 @@ def generate_form(seed: int, *, size: tuple[int, int] = A4_150_DPI) -> Synthetic
     margin = round(rng.uniform(0.06, 0.1) * width)
     fields: list[GoldField] = []
 
+    lines: dict[int, list[tuple[int, str, tuple[int, int, int, int]]]] = {}
+
     def write(x: int, y: int, text: str, font: Any = body) -> tuple[int, int, int, int]:
         draw.text((x, y), text, fill="black", font=font)
         left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+        at = 0
+        for word in text.split(" "):
+            if word:
+                start = x + round(font.getlength(text[:at]))
+                w_left, w_top, w_right, w_bottom = draw.textbbox((start, y), word, font=font)
+                box = (int(w_left), int(w_top), int(w_right), int(w_bottom))
+                lines.setdefault(y, []).append((box[0], word, box))
+            at += len(word) + 1
         return int(left), int(top), int(right), int(bottom)
 
     def field(x: int, y: int, label: str, text: str) -> int:
@@ -231,7 +254,13 @@ def generate_form(seed: int, *, size: tuple[int, int] = A4_150_DPI) -> Synthetic
     write(margin, y, f"Please pay within {(due - issued).days} days. Thank you!")
     if y + line_gap > height:
         raise ValueError(f"a {width}x{height} page is too small for this form; make it taller")
-    return SyntheticForm(image, tuple(sorted(fields, key=lambda f: (f.box[1], f.box[0]))), seed)
+    drawn = tuple(
+        OcrWord(word, box[0], box[1], box[2] - box[0], box[3] - box[1], 100.0, number)
+        for number, y_line in enumerate(sorted(lines))
+        for _, word, box in sorted(lines[y_line])
+    )
+    ordered = tuple(sorted(fields, key=lambda f: (f.box[1], f.box[0])))
+    return SyntheticForm(image, ordered, seed, drawn)
 
 
 def generate_forms(

@@ -430,3 +430,91 @@ def test_the_instance_key_file_is_private_and_made_once(tmp_path: Path) -> None:
     key_file.path.chmod(0o644)
     with pytest.raises(LicenseError, match="chmod 600"):
         key_file.load()
+
+
+def _visual_project(lab: LicensedLab, tmp_path: Path) -> int:
+    """An invoice project whose two image tasks have completions and OCR beside their images.
+
+    The OCR records are written from the forms' gold fields (one word per field), so
+    no Tesseract is needed: the licence check is what these tests are about.
+    """
+    import io
+    import json
+
+    from annotrain.adapters.filesystem import FilesystemBlobStore
+    from annotrain.domain.ocr import OcrPage, OcrWord, ocr_key, page_to_json
+    from annotrain.domain.task_files import image_reference
+    from batch_jobs.visual.synthetic import LABELING_CONFIG, generate_form
+
+    created = lab.client.post(
+        "/api/v1/projects", json={"name": "Invoices", "labeling_config": LABELING_CONFIG},
+        headers=lab.auth("owner"),
+    )  # fmt: skip
+    project_id = int(created.json()["id"])
+    blobs = FilesystemBlobStore(tmp_path / "blobs")
+    tasks = []
+    for seed in range(2):
+        form = generate_form(seed)
+        words = tuple(
+            OcrWord(f.text.replace(" ", ""), f.box[0], f.box[1], f.box[2] - f.box[0],
+                    f.box[3] - f.box[1], 90.0, line)
+            for line, f in enumerate(form.fields)
+        )  # fmt: skip
+        page = OcrPage(*form.size, words, "eng", "5.3.0", "0" * 64)
+        image_id = f"{seed + 1:032x}"
+        record = json.dumps(page_to_json(page)).encode()
+        blobs.put(ocr_key(project_id, image_id), io.BytesIO(record))
+        tasks.append(form.task(image_reference(project_id, image_id)))
+    schema = parse_labeling_config(LABELING_CONFIG)
+    lab.store.add_tasks(project_id, load_tasks(json.dumps(tasks).encode(), schema))
+    return project_id
+
+
+def test_a_license_without_ocr_training_refuses_visual_ner_training_naming_the_scope(
+    lab: LicensedLab, tmp_path: Path
+) -> None:
+    document = vendor_license(
+        VENDOR, kind=LicenseType.TRIAL, issued_at=lab.clock.now(),
+        scopes=frozenset({Scope.TRAINING, Scope.INFERENCE, Scope.OCR_INFERENCE}),
+    )  # fmt: skip
+    lab.client.post("/api/v1/licenses", json={"document": document}, headers=lab.auth())
+    project_id = _visual_project(lab, tmp_path)
+    response = lab.client.post(
+        f"/api/v1/projects/{project_id}/trainings",
+        json={"types": ["visual_ner"], "split": {"validation_share": 0.5}},
+        headers=lab.auth("owner"),
+    )
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert error["code"] == "license_scope_missing"
+    assert "'ocr:training' scope" in error["message"]
+    assert lab.store.list_runs(project_id).items == []
+    # The text scope alone is what the same license's text training needs: it starts.
+    assert lab.train().status_code == 202
+
+
+def test_a_license_without_ocr_inference_refuses_visual_ner_preannotation(
+    lab: LicensedLab, tmp_path: Path
+) -> None:
+    from annotrain.domain.records import ModelEntry
+    from annotrain.domain.training_plan import ModelKind
+
+    document = vendor_license(
+        VENDOR, kind=LicenseType.TRIAL, issued_at=lab.clock.now(),
+        scopes=frozenset({Scope.TRAINING, Scope.INFERENCE, Scope.OCR_TRAINING}),
+    )  # fmt: skip
+    lab.client.post("/api/v1/licenses", json={"document": document}, headers=lab.auth())
+    project_id = _visual_project(lab, tmp_path)
+    lab.store.register_model(ModelEntry(
+        name=f"project{project_id}-visual_ner", version=0, kind=ModelKind.VISUAL_NER,
+        labels=("Total",), project_id=project_id, run_id="train-x",
+        artifact_key="models/x", base_model="minilm-l6-en", created_at=lab.clock.now(),
+    ))  # fmt: skip
+    response = lab.client.post(
+        f"/api/v1/projects/{project_id}/preannotations",
+        json={"models": [f"project{project_id}-visual_ner"]},
+        headers=lab.auth("owner"),
+    )
+    assert response.status_code == 403, response.text
+    assert "'ocr:inference' scope" in response.json()["error"]["message"]
+    assert lab.store.list_runs(project_id).items == []

@@ -105,7 +105,8 @@ def test_types_narrow_the_models_and_a_type_the_config_lacks_is_refused_naming_i
     [
         ({"params": {"epochs": 0}}, "params.epochs"),
         ({"params": {"learning_rate": 5.0}}, "params.learning_rate"),
-        ({"types": ["visual_ner"]}, "types"),
+        ({"types": ["visual_ner"]}, "types"),  # the notes config implies no Visual NER
+        ({"types": ["ocr"]}, "types"),
         ({"split": {"validation_share": 1.5}}, "split.validation_share"),
         ({"split": {"validation_share": 0.2, "train_tag": "Train", "test_tag": "Test"}}, "split"),
         ({"split": {"train_tag": "Train"}}, "split"),

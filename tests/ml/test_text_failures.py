@@ -44,7 +44,7 @@ def test_a_model_without_labels_is_refused(tmp_path: Path, tiny_options: Any) ->
     empty = replace(snapshot, models=(ModelSpec(ModelKind.NER, "ner", (), ("label",), ("text",)),))
     with pytest.raises(NotEnoughDataError, match="declares no labels"):
         train_snapshot(empty, tmp_path, options=tiny_options)
-    with pytest.raises(NotEnoughDataError, match="no labels for a text model"):
+    with pytest.raises(NotEnoughDataError, match="no labels for a model"):
         train_snapshot(snapshot, tmp_path, options=tiny_options)
 
 
@@ -85,3 +85,24 @@ def test_asking_for_the_gpu_without_cuda_is_refused(tmp_path: Path, tiny_options
         train_snapshot(snapshot, tmp_path, device="cuda", options=tiny_options)
     with pytest.raises(GpuUnavailableError):
         train_snapshot(replace(snapshot, use_gpu=True), tmp_path, options=tiny_options)
+
+
+def test_out_of_memory_suggests_the_largest_batch_size_measured_to_fit() -> None:
+    import torch
+
+    from batch_jobs.text import OutOfMemoryError
+    from batch_jobs.text.train import fitting_batch_size
+
+    tried: list[int] = []
+
+    def step(size: int) -> None:
+        tried.append(size)
+        if size > 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    assert fitting_batch_size(step, 32) == 4
+    assert tried == [16, 8, 4]
+    assert fitting_batch_size(step, 1) == 0
+    message = str(OutOfMemoryError("visual_ner:visual_ner", "cuda", 32, 512, fits=4))
+    assert "set params.batch_size to 4" in message
+    assert "not even a batch of 1" in str(OutOfMemoryError("m", "cuda", 1, 512, fits=0))

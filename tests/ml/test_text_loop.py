@@ -121,3 +121,23 @@ def test_an_entity_straddling_a_window_edge_is_found_in_a_long_document(
     spans = {(i["value"]["start"], i["value"]["end"]) for i in prediction.result}
     assert set(straddling) <= spans
     assert len(spans & set(expected)) >= 0.9 * len(expected)
+
+
+def test_eval_steps_evaluate_within_epochs_and_max_steps_ends_training(tiny_options: Any) -> None:
+    import torch
+
+    from batch_jobs.text.data import Feature
+    from batch_jobs.text.model import build_model
+    from batch_jobs.text.train import fit
+
+    model = build_model(tiny_options.encoder, labels=["a", "b"], token_level=False, dropout=0.0,
+                        vocab_size=30522)  # fmt: skip
+    features = [Feature([101, 2000 + i, 102], i % 2, i) for i in range(16)]  # 2 steps an epoch
+    history, _ = fit(
+        model, features, params=fast_params(epochs=6, batch_size=8, eval_steps=3, max_steps=7),
+        device=torch.device("cpu"), pad_id=0, validation_score=lambda: 0.5, model_name="t",
+    )  # fmt: skip
+    # Every 3 steps, at epoch ends (2, 4, 6) not evaluated already, and where max_steps stops.
+    assert [(h["epoch"], h["step"]) for h in history] == [
+        (1, 2), (2, 3), (2, 4), (3, 6), (4, 7)
+    ]  # fmt: skip

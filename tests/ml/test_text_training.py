@@ -141,21 +141,21 @@ def test_predicting_a_task_without_the_text_field_gives_no_items(trained: dict[s
     assert prediction.result == []
 
 
-def test_visual_ner_models_are_left_to_their_own_job(
-    tmp_path: Path, tiny_options: Any, caplog: pytest.LogCaptureFixture
+def test_a_visual_ner_model_beside_text_models_is_trained_in_the_same_run(
+    tmp_path: Path, tiny_options: Any
 ) -> None:
     from dataclasses import replace
 
     from annotrain.domain.training_plan import ModelSpec
     from batch_jobs.text import train_snapshot
+    from batch_jobs.visual.errors import OcrMissingError
 
     snapshot = mixed_snapshot(train=30, test=5, kinds=("classification",))
     visual = ModelSpec(ModelKind.VISUAL_NER, "visual_ner", ("Total",), ("box",), ("image",))
     snapshot = replace(snapshot, models=(snapshot.models[0], visual))
-    with caplog.at_level("INFO", logger="batch_jobs.text"):
-        models = train_snapshot(snapshot, tmp_path, options=tiny_options)
-    assert [m.spec.name for m in models] == ["priority"]
-    assert "not a text model" in caplog.text
+    # Text examples carry no OCR: the Visual NER model cannot read them, and says so.
+    with pytest.raises(OcrMissingError, match="run OCR first"):
+        train_snapshot(snapshot, tmp_path, options=tiny_options)
 
 
 def test_without_validation_data_the_last_epoch_is_kept_and_json_stays_strict(

@@ -73,3 +73,14 @@ def test_a_model_name_that_cannot_sit_in_an_attribute_is_refused(name: str) -> N
 def test_visual_ner_cannot_be_deployed_into_a_text_config_yet() -> None:
     with pytest.raises(InvalidRequestError, match="visual_ner"):
         point_labels_at_model(CONFIG, ModelKind.VISUAL_NER, ("Drug",), "p1-vis")
+
+
+def test_visual_ner_is_named_on_the_labels_of_rectangle_labels() -> None:
+    from batch_jobs.visual.synthetic import LABELING_CONFIG
+
+    deployment = point_labels_at_model(
+        LABELING_CONFIG, ModelKind.VISUAL_NER, ("IBAN", "Total"), "p1-vis"
+    )
+    assert deployment.labels == ("Total", "IBAN")
+    assert '<Label value="IBAN" model="p1-vis"/>' in deployment.labeling_config
+    assert '<Label value="Vendor"/>' in deployment.labeling_config

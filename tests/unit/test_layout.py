@@ -190,3 +190,17 @@ def test_rectangles_to_labels_to_rectangles_gives_the_rectangles_back(
         words, label_words(words, regions, WIDTH, 1000).tags, WIDTH, 1000
     )
     assert again == regions
+
+
+def test_split_lines_gives_an_entity_over_two_lines_a_rectangle_per_line() -> None:
+    words = [
+        OcrWord("Blue", 100, 100, 80, 20, 90.0, 0),
+        OcrWord("Harbor", 200, 100, 80, 20, 90.0, 0),
+        OcrWord("Foods", 100, 130, 80, 20, 90.0, 1),
+    ]
+    tags = ["B-Vendor", "I-Vendor", "I-Vendor"]
+    joined = regions_from_word_labels(words, tags, WIDTH, HEIGHT)
+    split = regions_from_word_labels(words, tags, WIDTH, HEIGHT, split_lines=True)
+    assert [r.text for r in joined] == ["Blue Harbor Foods"]
+    assert [(r.label, r.text) for r in split] == [("Vendor", "Blue Harbor"), ("Vendor", "Foods")]
+    assert (split[0].x, split[0].y, split[0].width, split[0].height) == (10.0, 20.0, 18.0, 4.0)

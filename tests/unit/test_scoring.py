@@ -31,3 +31,26 @@ def test_choices_score_by_class() -> None:
 
 def test_nothing_expected_and_nothing_predicted_scores_zero() -> None:
     assert micro_f1([[]], [[]], {"Drug"}) == 0.0
+
+
+def test_rectangles_are_scored_on_the_words_they_hold_not_on_their_exact_edges() -> None:
+    from annotrain.domain.ocr import OcrPage, OcrWord
+    from annotrain.domain.scoring import rectangles_micro_f1
+
+    words = tuple(
+        OcrWord(text, left, 100, 80, 20, 90.0)
+        for text, left in (("Total:", 100), ("12.50", 200), ("EUR", 300), ("Thanks", 500))
+    )
+    page = OcrPage(1000, 500, words, "eng", "5.3.0", "0" * 64)
+
+    def box(label: str, x: float, width: float) -> dict[str, object]:
+        return {"from_name": "label", "to_name": "image", "type": "rectanglelabels",
+                "value": {"x": x, "y": 19.0, "width": width, "height": 6.0,
+                          "rectanglelabels": [label]}}  # fmt: skip
+
+    gold = [[box("Total", 19.5, 19.0)]]  # "12.50 EUR", drawn loosely
+    assert rectangles_micro_f1(gold, [[box("Total", 20.0, 18.0)]], [page], {"Total"}) == 1.0
+    assert rectangles_micro_f1(gold, [[box("Total", 20.0, 8.0)]], [page], {"Total"}) == 0.0
+    partly = [[box("Total", 19.5, 19.0), box("Total", 50.0, 8.0)]]  # and a wrong one
+    assert rectangles_micro_f1(gold, partly, [page], {"Total"}) == 2 / 3
+    assert rectangles_micro_f1(gold, [[]], [None], {"Total"}) == 0.0
