@@ -4,6 +4,7 @@ One command prints one table::
 
     python -m benchmarks.train_text [--quick] [--device cpu|cuda] [--epochs 3]
         [--batch-size 16] [--learning-rate 1e-4] [--tasks ner,assertion,classification]
+        [--sample TRAIN,DEV] [--threads 1]
 
 Data (../shared/data, see its README): NCBI-disease for NER (train → train,
 devel → dev), NegEx for assertion status (Affirmed/Negated of each condition;
@@ -329,6 +330,11 @@ def _print_task(rows: Sequence[Row]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="subsample for a smoke run")
+    parser.add_argument(
+        "--sample",
+        default="",
+        help="TRAIN,DEV: subsample this many examples of each (a seeded draw)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--epochs", type=int, default=3, help="most epochs of ours (Trainer: 3)")
     parser.add_argument("--batch-size", type=int, default=16, help="batch size of ours")
@@ -354,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_length=128, early_stopping_patience=defaults.early_stopping_patience,
     )  # fmt: skip
     limit = (300, 100) if args.quick else None
+    if args.sample:
+        train_count, dev_count = (int(n) for n in args.sample.split(","))
+        limit = (train_count, dev_count)
     builders: dict[str, Callable[[tuple[int, int] | None, TrainingParams], Task]] = {
         "ner": ncbi, "assertion": negex, "classification": sms,
     }  # fmt: skip
@@ -380,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{'pre-annotation':26} {header}")
     for speed in speeds:
         _print_speed(*speed)
-    scale = "quick subsample" if args.quick else "full data"
+    scale = f"subsample {limit[0]} train / {limit[1]} dev" if limit else "full data"
     threads = torch.get_num_threads()
     print(f"\ndevice {args.device}, torch threads {threads}, {scale}, ours: at most "
           f"{args.epochs} epochs, batch {args.batch_size}, "
