@@ -559,6 +559,7 @@ def fit(
     for epoch in range(1, params.epochs + 1):
         since_eval = running = 0.0
         since_count = running_count = 0
+        pending: list[torch.Tensor] = []
         batches = length_bucketed_batches(lengths, params.batch_size, rng)
         for index, rows in enumerate(batches, start=1):
             if should_stop():
@@ -579,13 +580,19 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
-            value = float(loss.detach())
-            since_eval += value
-            since_count += 1
-            running += value
-            running_count += 1
+            # Losses stay on the device until a report or an evaluation needs them: a
+            # float() per step would make the CPU wait for the GPU after every step.
+            pending.append(loss.detach())
             now = time.monotonic()
-            if now - last_report >= progress_interval:
+            due = now - last_report >= progress_interval
+            if due or index in checkpoints:
+                values = torch.stack(pending).float().tolist()
+                pending.clear()
+                since_eval += sum(values)
+                since_count += len(values)
+                running += sum(values)
+                running_count += len(values)
+            if due:
                 mean = running / running_count
                 on_progress(TrainingProgress(
                     0.0, epoch, step, total_steps, mean, model_name,
