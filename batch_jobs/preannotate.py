@@ -36,7 +36,8 @@ from batch_jobs.job_io import RunLogger, ThrottledProgress, download_folder, ful
 from batch_jobs.runtime import JobContext, main
 from batch_jobs.train import default_loader
 
-BATCH_SIZE = 64
+BATCH_SIZE = 256
+"""Tasks per predict call and per store transaction: the predictor sorts them by length."""
 
 
 def preannotate(

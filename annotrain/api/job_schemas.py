@@ -83,7 +83,7 @@ class TrainingParamsIn(_Body):
     learning_rate: float | None = Field(default=None, description="peak AdamW rate (1e-4)")
     decay: float | None = Field(default=None, description="AdamW weight decay (0.01)")
     dropout: float | None = Field(default=None, description="dropout (0.1)")
-    batch_size: int | None = Field(default=None, description="examples per step (16)")
+    batch_size: int | None = Field(default=None, description="examples per step (8)")
     max_length: int | None = Field(default=None, description="tokens per window (256)")
     seed: int | None = Field(default=None, description="makes a run repeatable (42)")
     early_stopping_patience: int | None = Field(

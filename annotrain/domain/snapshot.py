@@ -63,7 +63,7 @@ class TrainingParams:
     learning_rate: float = 1e-4
     decay: float = 0.01
     dropout: float = 0.1
-    batch_size: int = 16
+    batch_size: int = 8
     max_length: int = 256
     seed: int = 42
     early_stopping_patience: int = 3

@@ -147,22 +147,20 @@ def _pyplot() -> Any:
 
 
 def plot_learning_curve(history: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path:
-    """Training loss and validation score at each evaluation, over steps, as a PNG.
-
-    Evaluations come after each epoch and, with ``eval_steps``, within epochs too,
-    so the x axis is the optimisation step (older histories without one: the epoch).
-    """
+    """Training loss and validation score at each evaluation (x: epochs done), as a PNG."""
     plt = _pyplot()
     figure, loss_axis = plt.subplots(figsize=(6, 4))
-    by_step = all("step" in h for h in history)
-    where = [h["step"] if by_step else h["epoch"] for h in history]
-    loss_axis.plot(where, [h["loss"] for h in history], "o-", color="tab:red", label="loss")
-    loss_axis.set_xlabel("optimisation step" if by_step else "epoch")
+    epochs = [h.get("at_epoch", h["epoch"]) for h in history]
+    loss_axis.plot(epochs, [h["loss"] for h in history], "o-", color="tab:red", label="loss")
+    loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("training loss")
     score_axis = loss_axis.twinx()
-    scored = [(x, h) for x, h in zip(where, history, strict=True) if h.get("val_score") is not None]
+    scored = [h for h in history if h.get("val_score") is not None]
     score_axis.plot(
-        [x for x, _ in scored], [h["val_score"] for _, h in scored], "s-", color="tab:blue"
+        [h.get("at_epoch", h["epoch"]) for h in scored],
+        [h["val_score"] for h in scored],
+        "s-",
+        color="tab:blue",
     )
     score_axis.set_ylabel("validation F1")
     score_axis.set_ylim(0, 1)

@@ -6,10 +6,13 @@ The loop does what the Hugging Face ``Trainer``'s defaults do not:
   within a block) padded to their own longest row, so little time goes to padding;
 - AdamW without weight decay on biases and LayerNorm, a linear warm-up over 6 %
   of the steps and a linear decay to zero, gradients clipped at 1.0;
-- an evaluation on a validation share carved from the *training* part after every
-  epoch, early stopping after ``early_stopping_patience`` epochs without
-  improvement, and the best epoch's weights restored at the end (the test part
-  is only for the final scores);
+- evaluations on a validation share carved from the *training* part at
+  ``evaluations_per_epoch`` points of every epoch (2 by default), early stopping
+  after ``early_stopping_patience`` evaluations without improvement, and the best
+  evaluation's weights restored at the end (the test part is only for the final
+  scores);
+- single-label classifiers and assertion weigh their loss by the inverse square
+  root of each class's frequency (a rare class such as spam is not drowned out);
 - mixed precision on CUDA (bf16 where the GPU has it, else fp16 with a gradient
   scaler);
 - progress at least every ``progress_interval`` seconds, and a cancellation check
@@ -113,6 +116,15 @@ class TrainOptions:
         window_overlap: Tokens neighbouring NER windows share (a quarter of a window).
         progress_interval: Most seconds between two progress reports.
         eval_batch_size: Rows per batch when evaluating and predicting.
+        evaluations_per_epoch: Validation points per epoch (early stopping and the
+            best weights are chosen among them).
+        balance_classes: Weigh a single-label classifier's loss (assertion too) by
+            the inverse square root of each class's frequency, so a rare class is
+            not drowned out; the weights go in the artifact's ``settings``.
+        score_test_each_evaluation: Also score the test part at every validation
+            point (``test_score`` in the history; its time is counted in
+            ``seconds``). For learning curves and benchmarks: the test part never
+            chooses anything.
     """
 
     min_examples_per_label: int = 40
@@ -121,6 +133,9 @@ class TrainOptions:
     window_overlap: int | None = None
     progress_interval: float = 2.0
     eval_batch_size: int = 64
+    evaluations_per_epoch: int = 2
+    balance_classes: bool = True
+    score_test_each_evaluation: bool = False
 
 
 def _ignore_progress(progress: TrainingProgress) -> None:
@@ -309,6 +324,7 @@ def _train_one(
 ) -> TrainedModel:
     import torch
 
+    started = time.monotonic()
     spec, handler = plan.spec, plan.handler
     tokenizer = load_tokenizer(encoder.tokenizer_path, handler.markers)
     model = handler.build(
@@ -341,6 +357,18 @@ def _train_one(
             predictions, metrics = evaluate(plan.validation)
         return handler.score(metrics)
 
+    def score_test(entry: dict[str, Any]) -> None:
+        entry["test_score"] = handler.score(evaluate(plan.test)[1])
+
+    weights = None
+    if (
+        options.balance_classes
+        and not handler.token_level
+        and not getattr(handler, "multi_label", False)
+    ):
+        labels = [int(f.labels) for f in train.features if isinstance(f.labels, int)]
+        weights = class_weights(labels, len(handler.model_labels))
+        log.info("model %r: class weights %s", spec.name, [round(w, 3) for w in weights])
     name = f"{spec.kind}:{spec.name}"
     on_device = False
     try:
@@ -350,6 +378,10 @@ def _train_one(
             model, train.features, params=params, device=device, pad_id=pad_id,
             validation_score=validation_score, model_name=name, on_progress=on_progress,
             should_stop=should_stop, progress_interval=options.progress_interval, log=log,
+            evaluations_per_epoch=options.evaluations_per_epoch if plan.validation else 1,
+            weights=weights,
+            on_evaluated=score_test if options.score_test_each_evaluation and plan.test else None,
+            started=started,
         )  # fmt: skip
         if plan.validation:
             validation_score()  # thresholds of the restored best weights
@@ -379,7 +411,8 @@ def _train_one(
         "base_model": encoder.name, "parameters": params.to_json(),
         "data_fingerprint": snapshot.fingerprint, "run_id": snapshot.run_id,
         "model_version": f"{snapshot.run_id}:{spec.kind.value}:{spec.name}",
-        "target": handler.target.to_json(), "settings": handler.settings(),
+        "target": handler.target.to_json(),
+        "settings": handler.settings() | ({"class_weights": weights} if weights else {}),
         "metrics": metrics, "history": history,
     })  # fmt: skip
     plots = _plots(directory, spec, metrics, history)
@@ -478,6 +511,40 @@ def length_bucketed_batches(
     return batches
 
 
+def evaluation_steps(steps_per_epoch: int, per_epoch: int) -> set[int]:
+    """The steps (1-based, within an epoch) after which the model is evaluated.
+
+    ``per_epoch`` points spread evenly over the epoch, the last on its last step; an
+    epoch shorter than ``per_epoch`` steps is evaluated after each step.
+    """
+    per_epoch = max(1, min(per_epoch, steps_per_epoch))
+    return {round(steps_per_epoch * k / per_epoch) for k in range(1, per_epoch + 1)}
+
+
+def class_weights(labels: Sequence[int], count: int) -> list[float]:
+    """Loss weights of a single-label classifier's classes: inverse square root of frequency.
+
+    Normalised so that the weight of an average example is 1 (the learning rate keeps
+    its meaning). A class with no example gets the largest weight of the others.
+    """
+    seen = [0] * count
+    for label in labels:
+        seen[label] += 1
+    raw = [len(labels) / (count * n) if n else 0.0 for n in seen]
+    weights = [w**0.5 for w in raw]
+    fallback = max(weights, default=1.0) or 1.0
+    weights = [w or fallback for w in weights]
+    mean = sum(weights[label] for label in labels) / max(1, len(labels))
+    return [w / mean for w in weights] if mean else weights
+
+
+def learning_rate_factor(step: int, total_steps: int, warmup: int) -> float:
+    """The schedule: linear warm-up over ``warmup`` steps, then a linear decay to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
 def fit(
     model: PreTrainedModel,
     features: Sequence[Feature],
@@ -491,18 +558,32 @@ def fit(
     should_stop: Callable[[], bool] = _never,
     progress_interval: float = 2.0,
     log: logging.Logger | None = None,
+    evaluations_per_epoch: int = 1,
+    weights: Sequence[float] | None = None,
+    on_evaluated: Callable[[dict[str, Any]], None] | None = None,
+    started: float | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Train ``model`` in place; the best epoch's weights are in it on return.
+    """Train ``model`` in place; the best evaluation's weights are in it on return.
 
     Args:
         validation_score: Scores the model as it is now (higher is better; NaN when
             there is no validation data, which turns early stopping off). It runs
-            after every epoch and, with ``params.eval_steps``, every that many steps;
-            ``params.max_steps`` ends training early.
+            at the evaluation points of each epoch and, with ``params.eval_steps``,
+            every that many steps; ``params.max_steps`` ends training early (with a
+            last evaluation there).
+        evaluations_per_epoch: Validation points per epoch, evenly spread; early
+            stopping counts ``params.early_stopping_patience`` of them.
+        weights: Per-class loss weights of a single-label classifier (see
+            :func:`class_weights`); None keeps the model's own loss.
+        on_evaluated: Called with each history entry once the validation score is
+            in, before its ``seconds`` are stamped (so work it does is timed).
+        started: ``time.monotonic()`` when this model's training began (model
+            building and tokenising included); by default when ``fit`` starts.
 
     Returns:
-        The history (per evaluation: ``epoch``, ``step``, ``loss`` since the one
-        before, ``val_score``, ``seconds``) and the epoch of the best evaluation.
+        The history (per evaluation: ``epoch``, ``at_epoch`` (epochs done, a
+        fraction), ``step``, ``loss`` (mean since the previous evaluation),
+        ``val_score``, ``seconds``) and the epoch of the best evaluation.
 
     Raises:
         TrainingCancelledError: ``should_stop`` returned True.
@@ -517,78 +598,47 @@ def fit(
     total_steps = steps_per_epoch * params.epochs
     if params.max_steps:
         total_steps = min(total_steps, params.max_steps)
+    checkpoints = evaluation_steps(steps_per_epoch, evaluations_per_epoch)
     # The fused kernel (CPU and CUDA): one pass over each parameter group per step.
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, params.decay), lr=params.learning_rate, fused=True
     )
     warmup = max(1, int(total_steps * WARMUP_SHARE))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: (
-            (step + 1) / warmup
-            if step < warmup
-            else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-        ),
+        optimizer, lambda step: learning_rate_factor(step, total_steps, warmup)
     )
     use_scaler = device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     multiple = 8 if device.type == "cuda" else 1
+    loss_weights = (
+        torch.tensor(list(weights), dtype=torch.float, device=device) if weights else None
+    )
     history: list[dict[str, Any]] = []
     best: tuple[float, int] = (float("-inf"), 0)
     best_state: dict[str, torch.Tensor] | None = None
-    waited = step = evaluated_at = 0
-    loss_sum, loss_count = 0.0, 0
-    started = last_report = time.monotonic()
-
-    def checkpoint(epoch: int) -> bool:
-        """Score on validation data, record it, keep the best weights; True stops training."""
-        nonlocal best, best_state, waited, evaluated_at, loss_sum, loss_count, last_report
-        score = validation_score()
-        model.train()
-        mean_loss = loss_sum / max(1, loss_count)
-        loss_sum, loss_count = 0.0, 0
-        evaluated_at = step
-        history.append({
-            "epoch": epoch, "step": step, "loss": mean_loss,
-            "val_score": None if score != score else score,  # JSON has no NaN
-            "seconds": round(time.monotonic() - started, 3),
-        })  # fmt: skip
-        message = (
-            f"{model_name}: epoch {epoch}, step {step}/{total_steps} evaluated, loss "
-            f"{mean_loss:.4f}, validation {score:.4f}"
-        )
-        log.info("%s", message)
-        on_progress(TrainingProgress(0.0, epoch, step, total_steps, mean_loss, model_name, message))
-        last_report = time.monotonic()
-        if score != score:  # NaN: no validation data, keep the last weights
-            best = (best[0], epoch)
-            return False
-        if score > best[0]:
-            best, waited = (score, epoch), 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            return False
-        waited += 1
-        if params.early_stopping_patience and waited >= params.early_stopping_patience:
-            log.info(
-                "%s: no better validation score for %d evaluations; stopping at epoch %d",
-                model_name, waited, epoch,
-            )  # fmt: skip
-            return True
-        return False
-
+    waited = step = 0
+    started = time.monotonic() if started is None else started
+    last_report = time.monotonic()
+    stop = False
     model.train()
     for epoch in range(1, params.epochs + 1):
-        running = 0.0
-        running_count = 0
-        stop = False
-        for rows in length_bucketed_batches(lengths, params.batch_size, rng):
+        since_eval = running = 0.0
+        since_count = running_count = 0
+        pending: list[torch.Tensor] = []
+        batches = length_bucketed_batches(lengths, params.batch_size, rng)
+        for index, rows in enumerate(batches, start=1):
             if step >= total_steps:
                 break
             if should_stop():
                 raise TrainingCancelledError(model_name, epoch, step)
             batch = pad_batch([features[i] for i in rows], pad_id, device, multiple=multiple)
             with autocast(device):
-                loss = model(**batch).loss
+                if loss_weights is None:
+                    loss = model(**batch).loss
+                else:
+                    labels = batch.pop("labels")
+                    logits = model(**batch).logits.float()
+                    loss = torch.nn.functional.cross_entropy(logits, labels, weight=loss_weights)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -597,13 +647,24 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
-            value = float(loss.detach())
-            loss_sum += value
-            loss_count += 1
-            running += value
-            running_count += 1
+            # Losses stay on the device until a report or an evaluation needs them: a
+            # float() per step would make the CPU wait for the GPU after every step.
+            pending.append(loss.detach())
             now = time.monotonic()
-            if now - last_report >= progress_interval:
+            due = now - last_report >= progress_interval
+            evaluate = (
+                index in checkpoints
+                or bool(params.eval_steps and step % params.eval_steps == 0)
+                or step >= total_steps
+            )
+            if due or evaluate:
+                values = torch.stack(pending).float().tolist()
+                pending.clear()
+                since_eval += sum(values)
+                since_count += len(values)
+                running += sum(values)
+                running_count += len(values)
+            if due:
                 mean = running / running_count
                 on_progress(TrainingProgress(
                     0.0, epoch, step, total_steps, mean, model_name,
@@ -611,10 +672,48 @@ def fit(
                     f"loss {mean:.4f}",
                 ))  # fmt: skip
                 running, running_count, last_report = 0.0, 0, now
-            if params.eval_steps and step % params.eval_steps == 0 and checkpoint(epoch):
+            if not evaluate:
+                continue
+            score = validation_score()
+            model.train()
+            mean_loss = since_eval / max(1, since_count)
+            since_eval, since_count = 0.0, 0
+            entry: dict[str, Any] = {
+                "epoch": epoch, "at_epoch": round(step / steps_per_epoch, 3), "step": step,
+                "loss": mean_loss, "val_score": None if score != score else score,  # no NaN in JSON
+            }  # fmt: skip
+            if on_evaluated is not None:
+                on_evaluated(entry)
+                model.train()
+            entry["seconds"] = round(time.monotonic() - started, 3)
+            history.append(entry)
+            message = (
+                f"{model_name}: epoch {entry['at_epoch']:g} evaluated, loss {mean_loss:.4f}, "
+                f"validation {score:.4f}"
+            )
+            log.info("%s", message)
+            on_progress(
+                TrainingProgress(0.0, epoch, step, total_steps, mean_loss, model_name, message)
+            )
+            last_report = time.monotonic()
+            if score != score:  # NaN: no validation data, keep the last weights
+                best = (best[0], epoch)
+                continue
+            if score > best[0]:
+                best, waited = (score, epoch), 0
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
+                continue
+            waited += 1
+            if params.early_stopping_patience and waited >= params.early_stopping_patience:
+                log.info(
+                    "%s: no better validation score in %d evaluations; stopping at epoch %g",
+                    model_name, waited, entry["at_epoch"],
+                )  # fmt: skip
                 stop = True
                 break
-        if stop or (evaluated_at != step and checkpoint(epoch)) or step >= total_steps:
+        if stop or step >= total_steps:
             break
     if best_state is not None:
         model.load_state_dict(best_state)

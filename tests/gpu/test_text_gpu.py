@@ -49,3 +49,26 @@ def test_out_of_memory_names_the_parameters_to_lower(tmp_path: Path) -> None:
     finally:
         del hog
         torch.cuda.empty_cache()
+
+
+def test_class_weights_and_dev_scoring_at_each_evaluation_run_on_the_gpu(tmp_path: Path) -> None:
+    """The benchmark's ``--device cuda`` path: weighted loss, scores timed in, pinned batches."""
+    from text_projects import fast_params
+
+    from batch_jobs.text import TrainOptions, train_snapshot
+    from batch_jobs.text.data import Feature
+    from batch_jobs.text.model import pad_batch, tiny_encoder
+
+    options = TrainOptions(
+        min_examples_per_label=5, validation_share=0.2, encoder=tiny_encoder(),
+        score_test_each_evaluation=True,
+    )  # fmt: skip
+    snapshot = mixed_snapshot(kinds=("assertion", "classification"), params=fast_params())
+    models = train_snapshot(snapshot, tmp_path, device="cuda", options=options)
+    for model in models:
+        assert len(model.history) == 16  # 8 epochs, 2 evaluations each
+        assert all(h["test_score"] is not None for h in model.history)
+    single = [m for m in models if not m.spec.multi_label]
+    assert all(m.metrics["macro"]["f1"] >= 0.8 for m in single)
+    batch = pad_batch([Feature([101, 7, 102], 1, 0)], 0, torch.device("cuda"))
+    assert all(t.device.type == "cuda" for t in batch.values())

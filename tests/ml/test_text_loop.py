@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -121,6 +122,83 @@ def test_an_entity_straddling_a_window_edge_is_found_in_a_long_document(
     spans = {(i["value"]["start"], i["value"]["end"]) for i in prediction.result}
     assert set(straddling) <= spans
     assert len(spans & set(expected)) >= 0.9 * len(expected)
+
+
+def test_evaluation_points_spread_over_the_epoch_and_end_it() -> None:
+    from batch_jobs.text.train import evaluation_steps
+
+    assert evaluation_steps(10, 2) == {5, 10}
+    assert evaluation_steps(9, 3) == {3, 6, 9}
+    assert evaluation_steps(7, 1) == {7}
+    assert evaluation_steps(2, 4) == {1, 2}  # a short epoch: after every step
+
+
+def test_the_schedule_warms_up_then_decays_linearly_to_zero() -> None:
+    from batch_jobs.text.train import learning_rate_factor
+
+    factors = [learning_rate_factor(step, 100, 10) for step in range(101)]
+    assert factors[0] == 0.1
+    assert factors[9] == 1.0
+    assert factors[10] == 1.0
+    assert factors[55] == 0.5
+    assert factors[100] == 0.0
+    assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
+
+
+def test_class_weights_favour_the_rare_class_and_keep_the_mean_at_one() -> None:
+    from batch_jobs.text.train import class_weights
+
+    labels = [0] * 90 + [1] * 10
+    common, rare = class_weights(labels, 2)
+    assert abs(rare / common - 3.0) < 1e-9  # sqrt(90 / 10)
+    assert abs(sum(common if y == 0 else rare for y in labels) / len(labels) - 1) < 1e-9
+    assert class_weights([0, 1, 0, 1], 2) == [1.0, 1.0]
+    # A class with no training example weighs as much as the rarest one seen.
+    assert class_weights([0, 0, 1], 3)[2] == class_weights([0, 0, 1], 3)[1]
+
+
+def test_a_weighted_loss_is_the_weighted_cross_entropy_of_the_logits(tiny_options: Any) -> None:
+    import torch
+
+    from batch_jobs.text.data import Feature
+    from batch_jobs.text.model import build_model
+    from batch_jobs.text.train import fit
+
+    features = [Feature([101, 2000 + i, 102], int(i % 4 == 0), i) for i in range(16)]
+
+    def trained(weights: list[float] | None) -> torch.Tensor:
+        model = build_model(tiny_options.encoder, labels=["a", "b"], token_level=False,
+                            dropout=0.0, vocab_size=30522, seed=3)  # fmt: skip
+        fit(model, features, params=fast_params(epochs=2), device=torch.device("cpu"), pad_id=0,
+            validation_score=lambda: float("nan"), model_name="t", weights=weights)  # fmt: skip
+        return model.classifier.weight.detach().clone()
+
+    plain, even, rare_first = trained(None), trained([1.0, 1.0]), trained([0.5, 1.5])
+    assert torch.allclose(plain, even, atol=1e-6)  # equal weights: the model's own loss
+    assert not torch.allclose(plain, rare_first, atol=1e-4)
+
+
+def test_the_test_part_can_be_scored_at_every_evaluation_and_is_timed_in(
+    tmp_path: Path, tiny_options: Any
+) -> None:
+    from dataclasses import replace
+
+    from text_projects import mixed_snapshot
+
+    from batch_jobs.text import train_snapshot
+
+    snapshot = mixed_snapshot(kinds=("classification",), params=fast_params(epochs=2))
+    options = replace(tiny_options, score_test_each_evaluation=True, evaluations_per_epoch=3)
+    models = train_snapshot(snapshot, tmp_path, options=options)
+    for model in models:
+        assert len(model.history) == 6
+        assert all(0.0 <= h["test_score"] <= 1.0 for h in model.history)
+        seconds = [h["seconds"] for h in model.history]
+        assert seconds == sorted(seconds)
+        assert seconds[0] > 0
+    [single] = [m for m in models if not m.spec.multi_label]
+    description = json.loads((single.directory / "annotrain.json").read_text())
+    assert len(description["settings"]["class_weights"]) == len(single.spec.labels)
 
 
 def test_eval_steps_evaluate_within_epochs_and_max_steps_ends_training(tiny_options: Any) -> None:

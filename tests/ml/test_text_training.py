@@ -37,7 +37,11 @@ def test_mixed_project_trains_every_text_model_in_one_run(trained: dict[str, Any
         assert model.metrics["evaluated_on"] == "test"
         assert set(model.metrics["per_label"]) == set(model.spec.labels)
         assert {"precision", "recall", "f1", "support"} <= set(model.metrics["micro"])
-        assert [h["epoch"] for h in model.history] == list(range(1, len(model.history) + 1))
+        # Two evaluations per epoch (the default), halfway and at its end.
+        count = len(model.history)
+        assert [h["epoch"] for h in model.history] == [(i + 2) // 2 for i in range(count)]
+        assert [h["at_epoch"] for h in model.history[1::2]] == list(range(1, count // 2 + 1))
+        assert all(0 < h["at_epoch"] - h["epoch"] + 1 < 1 for h in model.history[::2])
         json.dumps([model.metrics, model.history], allow_nan=False)
 
 
@@ -176,3 +180,24 @@ def test_without_validation_data_the_last_epoch_is_kept_and_json_stays_strict(
         assert model.metrics["best_epoch"] == 2
         json.loads((model.directory / "annotrain.json").read_text())
         json.dumps([model.metrics, model.history], allow_nan=False)
+
+
+def test_predicting_tasks_together_equals_predicting_them_one_by_one(
+    trained: dict[str, Any],
+) -> None:
+    from batch_jobs.text import load_models
+
+    predictor = load_models([m.directory for m in trained["models"].values()])
+    rng = random.Random(11)
+    # Lengths differ, so batches are padded and sorted: neither may change a prediction.
+    tasks = [{"note": " ".join(note(rng)[0] for _ in range(1 + i % 3))} for i in range(12)]
+    together = predictor.predict(tasks)
+    alone = [predictor.predict([task])[0] for task in tasks]
+    for a, b in zip(together, alone, strict=True):
+        assert [(i["value"], i["from_name"]) for i in a.result] == [
+            (i["value"], i["from_name"]) for i in b.result
+        ]
+        assert [i["score"] for i in a.result] == pytest.approx(
+            [i["score"] for i in b.result], abs=1e-4
+        )
+        assert a.score == pytest.approx(b.score, abs=1e-4)
