@@ -76,6 +76,24 @@ def load_tokenizer(path: Path, markers: Sequence[str] = ()) -> PreTrainedTokeniz
     return tokenizer
 
 
+#: The shape of the tiny encoders built from a config (tests): 2 layers, 32 wide.
+TINY_SHAPE: dict[str, Any] = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 64, "max_position_embeddings": 512,
+}  # fmt: skip
+
+
+def label_head(labels: Sequence[str], dropout: float) -> dict[str, Any]:
+    """Config entries every classifier of ours sets: its labels, both ways, and dropout."""
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "hidden_dropout_prob": dropout,
+        "attention_probs_dropout_prob": dropout,
+    }
+
+
 def build_model(
     encoder: Encoder,
     *,
@@ -101,24 +119,14 @@ def build_model(
     )
 
     torch.manual_seed(seed)
-    head: dict[str, Any] = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-        "hidden_dropout_prob": dropout,
-        "attention_probs_dropout_prob": dropout,
-        "classifier_dropout": dropout,
-    }
+    head = label_head(labels, dropout) | {"classifier_dropout": dropout}
     if not token_level:
         head["problem_type"] = (
             "multi_label_classification" if multi_label else "single_label_classification"
         )
     auto = AutoModelForTokenClassification if token_level else AutoModelForSequenceClassification
     if encoder.weights_path is None:
-        config = BertConfig(
-            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=64, max_position_embeddings=512, **head,
-        )  # fmt: skip
+        config = BertConfig(vocab_size=vocab_size, **TINY_SHAPE, **head)
         model = auto.from_config(config)  # type: ignore[no-untyped-call]
     else:
         model = auto.from_pretrained(str(encoder.weights_path), local_files_only=True, **head)

@@ -14,9 +14,9 @@ writes a folder that ``AutoModelForTokenClassification`` loads as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from batch_jobs.text.model import Encoder, offline
+from batch_jobs.text.model import TINY_SHAPE, Encoder, label_head, offline
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -62,19 +62,9 @@ def build_layout_model(
     from transformers import AutoConfig, BertModel, LayoutLMConfig, LayoutLMForTokenClassification
 
     torch.manual_seed(seed)
-    head: dict[str, Any] = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-        "hidden_dropout_prob": dropout,
-        "attention_probs_dropout_prob": dropout,
-        "max_2d_position_embeddings": MAX_2D_POSITIONS,
-    }
+    head = label_head(labels, dropout) | {"max_2d_position_embeddings": MAX_2D_POSITIONS}
     if encoder.weights_path is None:
-        config = LayoutLMConfig(
-            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=64, max_position_embeddings=512, **head,
-        )  # fmt: skip
+        config = LayoutLMConfig(vocab_size=vocab_size, **TINY_SHAPE, **head)
         tiny: PreTrainedModel = LayoutLMForTokenClassification(config)
         return tiny
     path = str(encoder.weights_path)
