@@ -161,9 +161,16 @@ class NerHandler(KindHandler[NerDocument]):
     ) -> Encoded:
         tag_ids = {t: i for i, t in enumerate(self.model_labels)} if labelled else None
         features, documents = encode_ner(
-            records, tokenizer, max_length=self.max_length, overlap=self.overlap, tag_ids=tag_ids
-        )
+            records, tokenizer, max_length=self.max_length, overlap=self.overlap,
+            tag_ids=tag_ids, boxes=self.word_boxes(records),
+        )  # fmt: skip
         return Encoded(features, documents)
+
+    def word_boxes(
+        self, records: Sequence[NerDocument]
+    ) -> Sequence[Sequence[tuple[int, int, int, int]]] | None:
+        """Per document, a 0-1000 box per word for a layout model; None for text."""
+        return None
 
     def decode(
         self, logits: Sequence[torch.Tensor], encoded: Encoded, records: Sequence[NerDocument]

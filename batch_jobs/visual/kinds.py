@@ -19,14 +19,14 @@ from annotrain.domain.conll import Token
 from annotrain.domain.layout import label_words, regions_of_json
 from annotrain.domain.ocr import OcrPage, page_from_json
 from annotrain.domain.snapshot import Example
-from batch_jobs.text.data import NerDocument, encode_ner, ner_label_counts
-from batch_jobs.text.kinds import Encoded, NerHandler
+from batch_jobs.text.data import NerDocument
+from batch_jobs.text.kinds import NerHandler
 from batch_jobs.text.model import Encoder
 from batch_jobs.visual.errors import OcrMissingError, PoorBoxesError
 from batch_jobs.visual.model import build_layout_model
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +116,10 @@ class VisualNerHandler(NerHandler):
             raise PoorBoxesError(self.spec.name, poor)
         return documents
 
-    def counts(self, records: Sequence[NerDocument]) -> dict[str, int]:
-        return ner_label_counts(records, self.spec.labels)
-
-    def encode(
-        self, records: Sequence[NerDocument], tokenizer: PreTrainedTokenizerBase, *, labelled: bool
-    ) -> Encoded:
-        tag_ids = {t: i for i, t in enumerate(self.model_labels)} if labelled else None
-        boxes = [r.boxes if isinstance(r, PageDocument) else [] for r in records]
-        features, documents = encode_ner(
-            records, tokenizer, max_length=self.max_length, overlap=self.overlap,
-            tag_ids=tag_ids, boxes=boxes,
-        )  # fmt: skip
-        return Encoded(features, documents)
+    def word_boxes(
+        self, records: Sequence[NerDocument]
+    ) -> Sequence[Sequence[tuple[int, int, int, int]]]:
+        return [r.boxes if isinstance(r, PageDocument) else [] for r in records]
 
     def build(
         self, encoder: Encoder, *, vocab_size: int, dropout: float, seed: int
