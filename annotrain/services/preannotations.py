@@ -14,7 +14,6 @@ from typing import Protocol
 from annotrain.domain.errors import (
     InvalidRequestError,
     JobRunnerUnavailableError,
-    JobSubmitError,
     NotFoundError,
 )
 from annotrain.domain.records import JobKind, ModelEntry, Run, RunStatus
@@ -22,7 +21,7 @@ from annotrain.ports import Clock, JobRunner, JobSpec, ModelStore
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
 from annotrain.services.licenses import Licensing, admit_run, confirm_admission
 from annotrain.services.models import deployed_models
-from annotrain.services.run_lifecycle import mark_finished
+from annotrain.services.run_lifecycle import submit_job
 from annotrain.services.trainings import (
     TrainingRecords,
     TrainingStores,
@@ -95,12 +94,7 @@ def start_preannotation(
     )
     store.create_run(run)
     confirm_admission(store, admission, run, clock)
-    try:
-        runner.submit(JobSpec(JobKind.PREANNOTATE, run_id, use_gpu))
-    except Exception as exc:
-        reason = f"the job could not be submitted: {exc}"
-        mark_finished(store, run_id, RunStatus.FAILED, at=clock.now(), reason=reason)
-        raise JobSubmitError(run_id, str(exc)) from exc
+    submit_job(store, runner, clock, JobSpec(JobKind.PREANNOTATE, run_id, use_gpu))
     return store.get_run(run_id)
 
 

@@ -19,9 +19,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from annotrain.domain.errors import AlreadyExistsError, ConflictError, InvalidRequestError
+from annotrain.domain.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidRequestError,
+    JobSubmitError,
+)
 from annotrain.domain.records import JobKind, Run, RunStatus, Server, UsageRecord
-from annotrain.ports import JobSpec, RunStore, ServerStore, UsageMeter
+from annotrain.ports import Clock, JobRunner, JobSpec, RunStore, ServerStore, UsageMeter
 
 # A run is written by at most a handful of writers at once; more conflicts in a
 # row than this means something rewrites it in a loop.
@@ -221,3 +226,17 @@ def record_usage(
     for record in records:
         store.record_usage(record)
     return records
+
+
+def submit_job(store: RunRecords, runner: JobRunner, clock: Clock, spec: JobSpec) -> None:
+    """Hand a stored run's job to the runner; a refusal fails the run and is raised.
+
+    Raises:
+        JobSubmitError: The runner did not take the job; the run is marked failed.
+    """
+    try:
+        runner.submit(spec)
+    except Exception as exc:
+        reason = f"the job could not be submitted: {exc}"
+        mark_finished(store, spec.run_id, RunStatus.FAILED, at=clock.now(), reason=reason)
+        raise JobSubmitError(spec.run_id, str(exc)) from exc

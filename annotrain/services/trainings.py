@@ -27,7 +27,6 @@ from annotrain.domain.config import parse_labeling_config
 from annotrain.domain.errors import (
     InvalidRequestError,
     JobRunnerUnavailableError,
-    JobSubmitError,
     NotFoundError,
     RunStateError,
 )
@@ -61,7 +60,7 @@ from annotrain.ports import (
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
 from annotrain.services.licenses import Licensing, admit_run, confirm_admission
 from annotrain.services.projects import check_language, language_of
-from annotrain.services.run_lifecycle import mark_finished
+from annotrain.services.run_lifecycle import mark_finished, submit_job
 from annotrain.services.training_scripts import pin_to_run
 
 #: The text kinds a training request may name.
@@ -463,7 +462,7 @@ def submit_training(
             blobs.delete(str(custom_script["key"]))
         raise
     confirm_admission(store, admission, run, clock)
-    _submit(store, runner, clock, JobSpec(JobKind.TRAIN, run_id, request.use_gpu))
+    submit_job(store, runner, clock, JobSpec(JobKind.TRAIN, run_id, request.use_gpu))
     return store.get_run(run_id)
 
 
@@ -518,15 +517,6 @@ def _with_ocr(
 def _ids(task_ids: Sequence[str], shown: int = 20) -> str:
     more = len(task_ids) - shown
     return ", ".join(task_ids[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
-def _submit(store: TrainingStores, runner: JobRunner, clock: Clock, spec: JobSpec) -> None:
-    try:
-        runner.submit(spec)
-    except Exception as exc:
-        reason = f"the job could not be submitted: {exc}"
-        mark_finished(store, spec.run_id, RunStatus.FAILED, at=clock.now(), reason=reason)
-        raise JobSubmitError(spec.run_id, str(exc)) from exc
 
 
 def _split(
