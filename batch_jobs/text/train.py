@@ -9,8 +9,8 @@ The loop does what the Hugging Face ``Trainer``'s defaults do not:
 - evaluations on a validation share carved from the *training* part at
   ``evaluations_per_epoch`` points of every epoch (2 by default), early stopping
   after ``early_stopping_patience`` evaluations without improvement, and the best
-  evaluation's weights restored at the end (the test part is only for the final
-  scores);
+  evaluation's weights restored at the end (the latest of tied ones; the test part
+  is only for the final scores);
 - single-label classifiers and assertion weigh their loss by the inverse square
   root of each class's frequency (a rare class such as spam is not drowned out);
 - mixed precision on CUDA (bf16 where the GPU has it, else fp16 with a gradient
@@ -583,7 +583,9 @@ def fit(
     Returns:
         The history (per evaluation: ``epoch``, ``at_epoch`` (epochs done, a
         fraction), ``step``, ``loss`` (mean since the previous evaluation),
-        ``val_score``, ``seconds``) and the epoch of the best evaluation.
+        ``val_score``, ``seconds`` (since ``started``), ``train_seconds`` (in this
+        loop: steps and validation, not ``on_evaluated``'s work)) and the epoch of
+        the best evaluation.
 
     Raises:
         TrainingCancelledError: ``should_stop`` returned True.
@@ -617,7 +619,9 @@ def fit(
     best: tuple[float, int] = (float("-inf"), 0)
     best_state: dict[str, torch.Tensor] | None = None
     waited = step = 0
-    started = time.monotonic() if started is None else started
+    looping = time.monotonic()
+    started = looping if started is None else started
+    outside = 0.0  # seconds on_evaluated took
     last_report = time.monotonic()
     stop = False
     model.train()
@@ -683,9 +687,13 @@ def fit(
                 "loss": mean_loss, "val_score": None if score != score else score,  # no NaN in JSON
             }  # fmt: skip
             if on_evaluated is not None:
+                before = time.monotonic()
                 on_evaluated(entry)
                 model.train()
-            entry["seconds"] = round(time.monotonic() - started, 3)
+                outside += time.monotonic() - before
+            now = time.monotonic()
+            entry["seconds"] = round(now - started, 3)
+            entry["train_seconds"] = round(now - looping - outside, 3)
             history.append(entry)
             message = (
                 f"{model_name}: epoch {entry['at_epoch']:g} evaluated, loss {mean_loss:.4f}, "
@@ -699,12 +707,17 @@ def fit(
             if score != score:  # NaN: no validation data, keep the last weights
                 best = (best[0], epoch)
                 continue
-            if score > best[0]:
-                best, waited = (score, epoch), 0
+            if score >= best[0]:
+                # A tie keeps the later weights (they learned from more data; a small
+                # validation part saturates) but is no improvement for early stopping.
+                improved = score > best[0]
+                best = (score, epoch)
                 best_state = {
                     k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
                 }
-                continue
+                if improved:
+                    waited = 0
+                    continue
             waited += 1
             if params.early_stopping_patience and waited >= params.early_stopping_patience:
                 log.info(

@@ -52,6 +52,36 @@ def test_early_stopping_restores_the_best_epochs_weights(tiny_options: Any) -> N
     assert not torch.equal(model.classifier.weight, snapshots[-1])
 
 
+def test_a_tie_with_the_best_score_keeps_the_later_weights_but_does_not_reset_patience(
+    tiny_options: Any,
+) -> None:
+    import torch
+
+    from batch_jobs.text.data import Feature
+    from batch_jobs.text.model import build_model
+    from batch_jobs.text.train import fit
+
+    model = build_model(tiny_options.encoder, labels=["a", "b"], token_level=False, dropout=0.0,
+                        vocab_size=30522)  # fmt: skip
+    features = [Feature([101, 2000 + i, 102], i % 2, i) for i in range(16)]
+    # A small validation part saturates: 1.0, then ties, then worse.
+    scores = iter([0.5, 1.0, 1.0, 0.8, 1.0, 0.9])
+    snapshots: list[torch.Tensor] = []
+
+    def validation_score() -> float:
+        snapshots.append(model.classifier.weight.detach().clone())
+        return next(scores)
+
+    history, best = fit(
+        model, features, params=fast_params(epochs=6, early_stopping_patience=3),
+        device=torch.device("cpu"), pad_id=0, validation_score=validation_score, model_name="t",
+    )  # fmt: skip
+    # Three evaluations after epoch 2 without a better score (two ties) stop training.
+    assert [h["val_score"] for h in history] == [0.5, 1.0, 1.0, 0.8, 1.0]
+    assert best == 5
+    assert torch.equal(model.classifier.weight, snapshots[4])
+
+
 def test_thresholds_are_chosen_per_label_on_validation_scores() -> None:
     from batch_jobs.text.evaluate import choose_thresholds
 
@@ -178,7 +208,7 @@ def test_a_weighted_loss_is_the_weighted_cross_entropy_of_the_logits(tiny_option
     assert not torch.allclose(plain, rare_first, atol=1e-4)
 
 
-def test_the_test_part_can_be_scored_at_every_evaluation_and_is_timed_in(
+def test_the_test_part_can_be_scored_at_every_evaluation_and_is_timed_apart(
     tmp_path: Path, tiny_options: Any
 ) -> None:
     from dataclasses import replace
@@ -196,6 +226,10 @@ def test_the_test_part_can_be_scored_at_every_evaluation_and_is_timed_in(
         seconds = [h["seconds"] for h in model.history]
         assert seconds == sorted(seconds)
         assert seconds[0] > 0
+        # The loop's own time leaves out building, tokenising and the test scoring.
+        train_seconds = [h["train_seconds"] for h in model.history]
+        assert train_seconds == sorted(train_seconds)
+        assert all(0 < t < s for t, s in zip(train_seconds, seconds, strict=True))
     [single] = [m for m in models if not m.spec.multi_label]
     description = json.loads((single.directory / "annotrain.json").read_text())
     assert len(description["settings"]["class_weights"]) == len(single.spec.labels)
