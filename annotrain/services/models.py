@@ -14,8 +14,6 @@ config no longer carries is deployed there no more.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Protocol, TypeVar
@@ -26,10 +24,10 @@ from annotrain.domain.records import ModelEntry, Project
 from annotrain.domain.tasks import Role
 from annotrain.ports import MAX_PAGE_SIZE, BlobInfo, BlobStore, ModelStore, ProjectStore
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
+from annotrain.services.archives import blob_files, zip_stream
 
 _MAX_RETRIES = 20
 T = TypeVar("T")
-_CHUNK = 1024 * 1024
 
 
 class ModelRecords(ProjectStore, ModelStore, Protocol):
@@ -96,7 +94,7 @@ def model_archive(
             entry = store.get_model(name, version)
         except NotFoundError:
             raise NotFoundError("model version", f"{name} v{version}") from None
-    files = list(_blob_files(blobs, entry.artifact_key))
+    files = list(blob_files(blobs, entry.artifact_key))
     if not files:
         raise NotFoundError("model files", entry.artifact_key)
     return entry, _zip_stream(blobs, entry, files)
@@ -234,45 +232,9 @@ def _can_read(store: ProjectStore, principal: Principal, project_id: int) -> boo
         return False
 
 
-def _blob_files(blobs: BlobStore, prefix: str) -> Iterator[BlobInfo]:
-    token: str | None = None
-    while True:
-        page = blobs.list(prefix.rstrip("/") + "/", limit=MAX_PAGE_SIZE, token=token)
-        yield from page.items
-        if page.next_token is None:
-            return
-        token = page.next_token
-
-
-class _Sink(io.RawIOBase):
-    """A write-only stream whose bytes are taken out as the archive grows."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def take(self) -> bytes:
-        data, self._parts = b"".join(self._parts), []
-        return data
-
-
 def _zip_stream(blobs: BlobStore, entry: ModelEntry, files: list[BlobInfo]) -> Iterator[bytes]:
-    sink = _Sink()
     root = f"{entry.name}-v{entry.version}"
     prefix = entry.artifact_key.rstrip("/") + "/"
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for info in files:
-            member = f"{root}/{info.key.removeprefix(prefix)}"
-            with blobs.open(info.key) as source, archive.open(member, "w") as target:
-                while chunk := source.read(_CHUNK):
-                    target.write(chunk)
-                    if data := sink.take():
-                        yield data
-    if data := sink.take():
-        yield data
+    return zip_stream(
+        blobs, ((f"{root}/{info.key.removeprefix(prefix)}", info.key) for info in files)
+    )

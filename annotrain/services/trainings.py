@@ -51,6 +51,7 @@ from annotrain.ports import (
     JobRunner,
     JobSpec,
     LicenseStore,
+    ModelStore,
     ProjectStore,
     RunStore,
     ServerStore,
@@ -58,6 +59,7 @@ from annotrain.ports import (
     UsageMeter,
 )
 from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
+from annotrain.services.archives import blob_files, zip_stream
 from annotrain.services.licenses import Licensing, admit_run, confirm_admission
 from annotrain.services.projects import check_language, language_of
 from annotrain.services.run_lifecycle import mark_finished, submit_job
@@ -716,6 +718,51 @@ def read_run_log(blobs: BlobStore, run: Run, *, tail: int | None = None) -> str:
         return text
     lines = text.splitlines(keepends=True)
     return "".join(lines[-tail:])
+
+
+class ReportRecords(TrainingRecords, ModelStore, Protocol):
+    """What a training report reads: the run, and the models it registered."""
+
+
+def training_report(
+    store: ReportRecords,
+    blobs: BlobStore,
+    principal: Principal,
+    training_id: str,
+    *,
+    summary: bytes,
+) -> Iterator[bytes]:
+    """A training's report as a zip archive, streamed (any member).
+
+    The archive holds ``training.json`` (``summary``: the run as the API shows it),
+    ``training.log`` (the log as the job wrote it) and, per model the run
+    registered, ``<model>/annotrain.json`` (labels, parameters, metrics, history)
+    and ``<model>/plots/*.png`` (learning curve, confusion matrices). A run that
+    registered no model yet (queued, running, failed) has the first two only.
+
+    Raises:
+        NotFoundError: No such training, or one the principal may not see.
+    """
+    run = _authorize_training(store, principal, training_id, ANY_MEMBER, "reading a report")
+    texts = [
+        ("training.json", summary),
+        ("training.log", read_run_log(blobs, run).encode("utf-8")),
+    ]
+    members: list[tuple[str, str]] = []
+    for item in run.metrics.get("registered", ()):
+        try:
+            entry = store.get_model(str(item["name"]), int(item["version"]))
+        except NotFoundError:
+            continue  # a model version deleted since: the summary still has its scores
+        prefix = entry.artifact_key.rstrip("/") + "/"
+        folder = f"{entry.name}-v{entry.version}"
+        members += [
+            (f"{folder}/{info.key.removeprefix(prefix)}", info.key)
+            for info in blob_files(blobs, prefix)
+            if info.key == f"{prefix}annotrain.json"
+            or (info.key.startswith(f"{prefix}plots/") and info.key.endswith(".png"))
+        ]
+    return zip_stream(blobs, members, texts)
 
 
 def cancel_training(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,30 @@ def test_the_log_tails_and_downloads(trainable: Lab) -> None:
     assert download.headers["content-disposition"] == (
         f'attachment; filename="training-{run_id}.log"'
     )
+
+
+def test_the_report_is_a_zip_of_the_training_as_read_and_its_log(trainable: Lab) -> None:
+    run_id = start(trainable).json()["id"]
+    blobs_of(trainable).put(f"runs/{run_id}/log.txt", io.BytesIO(b"epoch 1\n"))
+    url = f"/api/v1/trainings/{run_id}/report"
+
+    response = trainable.client.get(url, headers=trainable.auth("annotator"))
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="training-{run_id}-report.zip"'
+    )
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        # Queued: nothing registered yet, so no model folder.
+        assert sorted(archive.namelist()) == ["training.json", "training.log"]
+        summary = json.loads(archive.read("training.json"))
+        assert archive.read("training.log") == b"epoch 1\n"
+    read = trainable.client.get(f"/api/v1/trainings/{run_id}", headers=trainable.auth("owner"))
+    assert summary == read.json()
+    assert trainable.client.get(url).status_code == 401
+    # Someone outside the project learns nothing, not even that the training exists.
+    assert trainable.client.get(url, headers=trainable.auth("outsider")).status_code == 404
 
 
 def test_cancelling_is_idempotent_and_a_finished_run_answers_409(trainable: Lab) -> None:

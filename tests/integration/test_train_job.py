@@ -5,10 +5,13 @@ writes real folders, then the registry, the blobs, the config and the API readin
 from __future__ import annotations
 
 import functools
+import io
+import json
 import os
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,13 @@ from annotrain.services.active_learning import ActiveLearningTrigger, configure
 from annotrain.services.events import CompletionSubmitted
 from annotrain.services.preannotations import start_preannotation
 from annotrain.services.training_scripts import put_training_script
-from annotrain.services.trainings import Source, TrainingRequest, start_training, submit_training
+from annotrain.services.trainings import (
+    Source,
+    TrainingRequest,
+    start_training,
+    submit_training,
+    training_report,
+)
 from batch_jobs.preannotate import preannotate
 from batch_jobs.runtime import EXIT_SUCCEEDED, run_job
 from batch_jobs.train import train
@@ -132,6 +141,24 @@ def test_a_training_registers_uploads_scores_and_deploys_its_models(lab: Lab) ->
     assert " train, " in log
     assert "fake trainer: 6 examples" in log
     assert "project1-ner v1 deployed" in log
+
+
+def test_a_finished_trainings_report_holds_its_log_summary_scores_and_plots(lab: Lab) -> None:
+    run_id = trained(lab, FakeTrainer(f1=0.8))
+    report = training_report(lab.store, lab.blobs, OWNER, run_id, summary=b'{"id": "x"}')
+
+    with zipfile.ZipFile(io.BytesIO(b"".join(report))) as archive:
+        names = set(archive.namelist())
+        assert archive.read("training.json") == b'{"id": "x"}'
+        assert "project1-ner v1 deployed" in archive.read("training.log").decode()
+        description = json.loads(archive.read("project1-ner-v1/annotrain.json"))
+        png = archive.read("project1-ner-v1/plots/ner-curve.png")
+    assert "Medication" in description["labels"]
+    assert png.startswith(b"\x89PNG")
+    # Every registered model's scores and plots; never its weights or tokenizer.
+    for name in ("project1-ner", "project1-assertion", "project1-urgency"):
+        assert f"{name}-v1/annotrain.json" in names
+    assert all(n.endswith((".json", ".png", ".log")) for n in names), names
 
 
 def test_a_second_training_is_the_next_version_and_takes_the_deployment_over(lab: Lab) -> None:

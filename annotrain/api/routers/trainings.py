@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from annotrain.api.deps import (
     AppSettings,
@@ -152,6 +152,29 @@ def read_training_logs(
         else None
     )
     return PlainTextResponse(text, headers=headers)
+
+
+@router.get(
+    "/trainings/{training_id}/report",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "the report"}},
+)
+def download_training_report(
+    training_id: TrainingId, user: CurrentUser, store: Store, blobs: Blobs
+) -> StreamingResponse:
+    """A training's report as a zip: ``training.json`` (this training as ``GET`` shows it),
+    ``training.log``, and per model it registered ``annotrain.json`` (labels, parameters,
+    metrics, history) and its PNG plots (learning curve, confusion matrices)."""
+    run = trainings.read_training(store, user, training_id)
+    summary = training_out(run).model_dump_json(indent=2).encode("utf-8")
+    body = trainings.training_report(store, blobs, user, training_id, summary=summary)
+    return StreamingResponse(
+        body,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="training-{training_id}-report.zip"'
+        },
+    )
 
 
 @router.post(

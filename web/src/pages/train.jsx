@@ -262,6 +262,7 @@ function Log({ trainingId, active }) {
       <ErrorBox error={error} what="The log" />
       <pre class="log" tabIndex={0} aria-label="Training log (last 400 lines)" data-testid="run-log">{text || 'Nothing logged yet.'}</pre>
       <button type="button" class="secondary" onClick={() => download(`/trainings/${trainingId}/logs`, { download: true }, `training-${trainingId}.log`).catch(setError)}>Download the log</button>
+      <button type="button" class="secondary" onClick={() => download(`/trainings/${trainingId}/report`, {}, `training-${trainingId}-report.zip`).catch(setError)}>Download the report (zip: log, scores, plots)</button>
     </section>
   );
 }
