@@ -325,6 +325,8 @@ def _print_task(rows: Sequence[Row]) -> None:
         print(f"{row.task:26} {row.trainer:12} {row.seconds:8.1f} {row.f1:7.3f}  {row.per_class}")
     curve = ", ".join(f"{e:g}ep {s:.0f}s {f:.3f}" for e, s, f in ours.curve)
     print(f"ours' dev F1 at each evaluation (epochs, seconds, F1): {curve}")
+    if len(rows) == 1:
+        return
     print(f"{'':26} {'baseline':12} {'its s':>8} {'its F1':>7} {'ours reach s':>12} "
           f"{'speed-up':>8} {'ours end F1':>11}  goal (>=1.5x, end F1 >=)")  # fmt: skip
     for base in (r for r in rows if r.trainer != "ours"):
@@ -404,8 +406,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rows.append(run_hf_trainer(task, Path(scratch) / f"hf-{key}", args.device,
                                            group_by_length=group))  # fmt: skip
                 _print_row(rows[-1])
-            if not args.no_baselines:
-                _print_task(rows)
+            _print_task(rows)
             texts = [str(e.data["text"]) for e in task.snapshot.part(Part.TEST)]
             pipeline_task = "token-classification" if key == "ner" else "text-classification"
             if key != "assertion":  # a pipeline cannot mark the entity: no fair baseline

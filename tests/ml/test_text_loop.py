@@ -25,7 +25,12 @@ def test_bucketed_batches_cover_every_row_once_with_similar_lengths() -> None:
     assert batches != length_bucketed_batches(lengths, 10, random.Random(2))
 
 
-def test_early_stopping_restores_the_best_epochs_weights(tiny_options: Any) -> None:
+def fit_with_scores(
+    tiny_options: Any, scores: list[float], patience: int
+) -> tuple[list[dict[str, Any]], int, Any, list[Any]]:
+    """Train a tiny classifier whose validation scores are ``scores`` in turn (one
+    evaluation per epoch); returns the history, the best epoch, the model and its
+    head's weights at each evaluation."""
     import torch
 
     from batch_jobs.text.data import Feature
@@ -35,17 +40,26 @@ def test_early_stopping_restores_the_best_epochs_weights(tiny_options: Any) -> N
     model = build_model(tiny_options.encoder, labels=["a", "b"], token_level=False, dropout=0.0,
                         vocab_size=30522)  # fmt: skip
     features = [Feature([101, 2000 + i, 102], i % 2, i) for i in range(16)]
-    scores = iter([0.2, 0.9, 0.5, 0.4, 0.3, 0.1])
+    given = iter(scores)
     snapshots: list[torch.Tensor] = []
 
     def validation_score() -> float:
         snapshots.append(model.classifier.weight.detach().clone())
-        return next(scores)
+        return next(given)
 
     history, best = fit(
-        model, features, params=fast_params(epochs=6, early_stopping_patience=2),
+        model, features, params=fast_params(epochs=len(scores), early_stopping_patience=patience),
         device=torch.device("cpu"), pad_id=0, validation_score=validation_score, model_name="t",
     )  # fmt: skip
+    return history, best, model, snapshots
+
+
+def test_early_stopping_restores_the_best_epochs_weights(tiny_options: Any) -> None:
+    import torch
+
+    history, best, model, snapshots = fit_with_scores(
+        tiny_options, [0.2, 0.9, 0.5, 0.4, 0.3, 0.1], patience=2
+    )
     assert best == 2
     assert [h["val_score"] for h in history] == [0.2, 0.9, 0.5, 0.4]
     assert torch.equal(model.classifier.weight, snapshots[1])
@@ -57,25 +71,10 @@ def test_a_tie_with_the_best_score_keeps_the_later_weights_but_does_not_reset_pa
 ) -> None:
     import torch
 
-    from batch_jobs.text.data import Feature
-    from batch_jobs.text.model import build_model
-    from batch_jobs.text.train import fit
-
-    model = build_model(tiny_options.encoder, labels=["a", "b"], token_level=False, dropout=0.0,
-                        vocab_size=30522)  # fmt: skip
-    features = [Feature([101, 2000 + i, 102], i % 2, i) for i in range(16)]
     # A small validation part saturates: 1.0, then ties, then worse.
-    scores = iter([0.5, 1.0, 1.0, 0.8, 1.0, 0.9])
-    snapshots: list[torch.Tensor] = []
-
-    def validation_score() -> float:
-        snapshots.append(model.classifier.weight.detach().clone())
-        return next(scores)
-
-    history, best = fit(
-        model, features, params=fast_params(epochs=6, early_stopping_patience=3),
-        device=torch.device("cpu"), pad_id=0, validation_score=validation_score, model_name="t",
-    )  # fmt: skip
+    history, best, model, snapshots = fit_with_scores(
+        tiny_options, [0.5, 1.0, 1.0, 0.8, 1.0, 0.9], patience=3
+    )
     # Three evaluations after epoch 2 without a better score (two ties) stop training.
     assert [h["val_score"] for h in history] == [0.5, 1.0, 1.0, 0.8, 1.0]
     assert best == 5
