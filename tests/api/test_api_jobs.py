@@ -59,6 +59,7 @@ JOB_ROUTES = {
     "compare trainings": JobRoute("GET", "/api/v1/trainings/compare?ids={rid},run-0", MEMBERS, 200),
     "read training": JobRoute("GET", "/api/v1/trainings/{rid}", MEMBERS, 200),
     "read training logs": JobRoute("GET", "/api/v1/trainings/{rid}/logs", MEMBERS, 200),
+    "read training report": JobRoute("GET", "/api/v1/trainings/{rid}/report", MEMBERS, 200),
     "cancel training": JobRoute("POST", "/api/v1/trainings/{rid}/cancel", MANAGERS, 202),
     "list models": JobRoute("GET", "/api/v1/models", EVERYONE, 200, in_project=False),
     "read model": JobRoute("GET", "/api/v1/models/{model}", MEMBERS, 200),
