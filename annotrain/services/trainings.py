@@ -735,10 +735,11 @@ def training_report(
     """A training's report as a zip archive, streamed (any member).
 
     The archive holds ``training.json`` (``summary``: the run as the API shows it),
-    ``training.log`` (the log as the job wrote it) and, per model the run
-    registered, ``<model>/annotrain.json`` (labels, parameters, metrics, history)
-    and ``<model>/plots/*.png`` (learning curve, confusion matrices). A run that
-    registered no model yet (queued, running, failed) has the first two only.
+    ``training.log`` (the log as the job wrote it) and, per model version the run
+    registered, ``<model>-v<version>/annotrain.json`` (labels, parameters, metrics,
+    history) and ``<model>-v<version>/plots/*.png`` (learning curve, confusion
+    matrices); never the weights. A run that registered no model (queued, running,
+    failed) has the first two only.
 
     Raises:
         NotFoundError: No such training, or one the principal may not see.
@@ -750,10 +751,7 @@ def training_report(
     ]
     members: list[tuple[str, str]] = []
     for item in run.metrics.get("registered", ()):
-        try:
-            entry = store.get_model(str(item["name"]), int(item["version"]))
-        except NotFoundError:
-            continue  # a model version deleted since: the summary still has its scores
+        entry = store.get_model(str(item["name"]), int(item["version"]))
         prefix = entry.artifact_key.rstrip("/") + "/"
         folder = f"{entry.name}-v{entry.version}"
         members += [
