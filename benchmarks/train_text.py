@@ -5,6 +5,7 @@ One command prints one table::
     python -m benchmarks.train_text [--quick] [--device cpu|cuda] [--epochs 3]
         [--batch-size 8] [--learning-rate 1e-4] [--tasks ner,assertion,classification]
         [--sample TRAIN,DEV] [--threads 1] [--preannotate-threads 0] [--no-baselines]
+        [--no-class-weights]
 
 Data (../shared/data, see its README): NCBI-disease for NER (train → train,
 devel → dev), NegEx for assertion status (Affirmed/Negated of each condition;
@@ -206,11 +207,13 @@ class Row:
     wall: float | None = None  # ours: also model building, tokenising, scoring dev and saving
 
 
-def run_ours(task: Task, out: Path, device: str) -> tuple[Row, Path]:
-    """The product's trainer, its dev F1 scored at every evaluation point (timed in)."""
+def run_ours(task: Task, out: Path, device: str, *, class_weights: bool = True) -> tuple[Row, Path]:
+    """The product's trainer, its dev F1 scored at every evaluation point (timed apart)."""
     from batch_jobs.text import TrainOptions, train_snapshot
 
-    options = TrainOptions(min_examples_per_label=1, score_test_each_evaluation=True)
+    options = TrainOptions(
+        min_examples_per_label=1, score_test_each_evaluation=True, balance_classes=class_weights
+    )
     started = time.perf_counter()
     [model] = train_snapshot(task.snapshot, out, device=device, options=options)
     row = _row(task, "ours", model.history[-1]["train_seconds"], model.metrics)
@@ -361,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tasks", default="ner,assertion,classification")
     parser.add_argument("--no-baselines", action="store_true",
                         help="train ours only (its curve and pre-annotation)")  # fmt: skip
+    parser.add_argument("--no-class-weights", action="store_true",
+                        help="ours without class weights (balance_classes off)")  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (0: torch's default, all cores)"
     )
@@ -399,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for key in args.tasks.split(","):
             task = builders[key](limit, params)
-            row, directory = run_ours(task, Path(scratch) / key, args.device)
+            row, directory = run_ours(task, Path(scratch) / key, args.device,
+                                      class_weights=not args.no_class_weights)  # fmt: skip
             rows = [row]
             _print_row(row)
             for group in () if args.no_baselines else (False, True):
@@ -425,7 +431,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\ndevice {args.device}, torch threads {threads} (pre-annotation "
           f"{preannotate_threads}), {scale}, ours: at most "
           f"{args.epochs} epochs, batch {args.batch_size}, "
-          f"peak lr {args.learning_rate:g}")  # fmt: skip
+          f"peak lr {args.learning_rate:g}"
+          f"{', no class weights' if args.no_class_weights else ''}")  # fmt: skip
 
 
 def _print_speed(name: str, ours: float, theirs: float) -> None:
