@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_ml import Trained
 from fake_runner import RecordingRunner
 from fakes import FakeClock
 from fastapi.testclient import TestClient
@@ -174,7 +175,7 @@ def _deployed_model_is_scored_on_the_words_of_its_rectangles(
     (entry,) = lab.store.list_models(project_id=lab.project_id).items
     with lab.blobs.open(run.dataset_key) as stream:
         snapshot = TrainingSnapshot.from_bytes(stream.read())
-    trained = _Trained(SPEC, Path("unused"), {**metrics, "micro": {"f1": 1.0}}, [], [])
+    trained = Trained(SPEC, Path("unused"), {**metrics, "micro": {"f1": 1.0}}, [], [])
     with tempfile.TemporaryDirectory() as tmp:
         beats, why = _beats_deployed(
             lab.blobs, entry, Registered(entry, trained), snapshot, lambda: load_models, Path(tmp)
@@ -183,15 +184,6 @@ def _deployed_model_is_scored_on_the_words_of_its_rectangles(
     # The deployed model is this run's: on the same words it scores near its own test F1.
     assert deployed_f1 == pytest.approx(metrics["micro"]["f1"], abs=0.15), why
     assert beats is (deployed_f1 < 1.0)
-
-
-@dataclass(frozen=True)
-class _Trained:
-    spec: ModelSpec
-    directory: Path
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
-    plots: list[Path]
 
 
 def _word_page(words: list[tuple[str, int, int, int]], size: tuple[int, int] = (1000, 500)) -> Any:
