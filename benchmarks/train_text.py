@@ -5,13 +5,15 @@ One command prints one table::
     python -m benchmarks.train_text [--quick] [--device cpu|cuda] [--epochs 3]
         [--batch-size 8] [--learning-rate 1e-4] [--tasks ner,assertion,classification]
         [--sample TRAIN,DEV] [--threads 1] [--preannotate-threads 0] [--no-baselines]
-        [--no-class-weights]
+        [--class-weights default|all|none]
 
 Data (../shared/data, see its README): NCBI-disease for NER (train → train,
 devel → dev), NegEx for assertion status (Affirmed/Negated of each condition;
 a seeded 80/20 split of its 1,600 mentions) and the SMS Spam Collection for
 classification (a seeded, stratified 80/20 split of its 4,460 messages). All
-three start from MiniLM-L6 (``minilm-l6-en``).
+three start from MiniLM-L6 (``minilm-l6-en``). ``--tasks temporality`` adds a
+second assertion task, not run by default: the same NegEx mentions' temporality
+(Recent/Historical/Not particular: 1,380 / 183 / 37 of the whole file).
 
 For each, in the same run and on the same tokenised inputs (first-sub-word
 labels), base model, dev data and torch threads, it trains:
@@ -19,7 +21,7 @@ labels), base model, dev data and torch threads, it trains:
 - **ours**: `train_snapshot` with the product's defaults (bucketed batches,
   warm-up and linear decay, two evaluations per epoch on a 10 % validation share
   carved from train, so it learns from less data, early stopping restoring the
-  best weights, class weights for classifiers), at most ``--epochs`` (3); the dev
+  best weights, class weights for assertion), at most ``--epochs`` (3); the dev
   data is also scored at every evaluation (``score_test_each_evaluation``) to
   draw its curve;
 - **Trainer**: ``transformers.Trainer`` with default arguments (3 epochs, lr 5e-5,
@@ -65,7 +67,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,12 @@ from annotrain.domain.snapshot import Example, Part, TrainingParams, TrainingSna
 from annotrain.domain.training_plan import ModelKind, ModelSpec
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+# --class-weights: which kinds of ours weigh their loss by class (None: the product's choice).
+CLASS_WEIGHTS: dict[str, frozenset[ModelKind] | None] = {
+    "default": None,
+    "all": frozenset({ModelKind.ASSERTION, ModelKind.CLASSIFICATION}),
+    "none": frozenset(),
+}
 
 
 @dataclass
@@ -139,13 +147,29 @@ def ncbi(limit: tuple[int, int] | None, params: TrainingParams) -> Task:
 
 
 def negex(limit: tuple[int, int] | None, params: TrainingParams) -> Task:
+    return _negex_assertion(limit, params, "Assertion NegEx", 3, ("Affirmed", "Negated"))
+
+
+def negex_temporality(limit: tuple[int, int] | None, params: TrainingParams) -> Task:
+    labels = ("Recent", "Historical", "Not particular")
+    return _negex_assertion(limit, params, "Assertion NegEx temporal", 4, labels)
+
+
+def _negex_assertion(
+    limit: tuple[int, int] | None,
+    params: TrainingParams,
+    name: str,
+    column: int,
+    labels: tuple[str, ...],
+) -> Task:
+    """NegEx's conditions, each with the status in ``column`` (3: negation, 4: temporality)."""
     rows = (DATA / "negex" / "annotations_dev.tsv").read_text().splitlines()[1:]
     mentions = []
     for row in rows:
         columns = row.split("\t")
-        condition, sentence, status = columns[1].strip(), columns[2], columns[3].strip()
+        condition, sentence, status = columns[1].strip(), columns[2], columns[column].strip()
         start = sentence.lower().find(condition.lower())
-        if start >= 0 and status in ("Affirmed", "Negated"):
+        if start >= 0 and status in labels:
             mentions.append((sentence, start, start + len(condition), status))
     random.Random(0).shuffle(mentions)
     cut = int(len(mentions) * 0.8)
@@ -158,10 +182,8 @@ def negex(limit: tuple[int, int] | None, params: TrainingParams) -> Task:
             value = {"start": start, "end": end, "labels": ["Condition", status]}
             item = {"from_name": "label", "to_name": "text", "type": "labels", "value": value}
             examples.append(Example(f"{part}-{len(examples)}", part, {"text": sentence}, (item,)))
-    spec = ModelSpec(
-        ModelKind.ASSERTION, "assertion", ("Affirmed", "Negated"), ("label",), ("text",)
-    )
-    return Task("Assertion NegEx", _snapshot(spec, examples, params), "macro")
+    spec = ModelSpec(ModelKind.ASSERTION, "assertion", labels, ("label",), ("text",))
+    return Task(name, _snapshot(spec, examples, params), "macro")
 
 
 def sms(limit: tuple[int, int] | None, params: TrainingParams) -> Task:
@@ -207,13 +229,18 @@ class Row:
     wall: float | None = None  # ours: also model building, tokenising, scoring dev and saving
 
 
-def run_ours(task: Task, out: Path, device: str, *, class_weights: bool = True) -> tuple[Row, Path]:
-    """The product's trainer, its dev F1 scored at every evaluation point (timed apart)."""
+def run_ours(
+    task: Task, out: Path, device: str, *, balance: frozenset[ModelKind] | None = None
+) -> tuple[Row, Path]:
+    """The product's trainer, its dev F1 scored at every evaluation point (timed apart).
+
+    ``balance``: the kinds weighing their loss by class; None keeps the product's.
+    """
     from batch_jobs.text import TrainOptions, train_snapshot
 
-    options = TrainOptions(
-        min_examples_per_label=1, score_test_each_evaluation=True, balance_classes=class_weights
-    )
+    options = TrainOptions(min_examples_per_label=1, score_test_each_evaluation=True)
+    if balance is not None:
+        options = replace(options, balance_classes=balance)
     started = time.perf_counter()
     [model] = train_snapshot(task.snapshot, out, device=device, options=options)
     row = _row(task, "ours", model.history[-1]["train_seconds"], model.metrics)
@@ -364,8 +391,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tasks", default="ner,assertion,classification")
     parser.add_argument("--no-baselines", action="store_true",
                         help="train ours only (its curve and pre-annotation)")  # fmt: skip
-    parser.add_argument("--no-class-weights", action="store_true",
-                        help="ours without class weights (balance_classes off)")  # fmt: skip
+    parser.add_argument(
+        "--class-weights",
+        choices=sorted(CLASS_WEIGHTS),
+        default="default",
+        help="which of ours' single-label models weigh their loss by class (default: the "
+        "product's, assertion only)",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (0: torch's default, all cores)"
     )
@@ -398,14 +430,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         train_count, dev_count = (int(n) for n in args.sample.split(","))
         limit = (train_count, dev_count)
     builders: dict[str, Callable[[tuple[int, int] | None, TrainingParams], Task]] = {
-        "ner": ncbi, "assertion": negex, "classification": sms,
+        "ner": ncbi, "assertion": negex, "classification": sms, "temporality": negex_temporality,
     }  # fmt: skip
     speeds: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as scratch:
         for key in args.tasks.split(","):
             task = builders[key](limit, params)
             row, directory = run_ours(task, Path(scratch) / key, args.device,
-                                      class_weights=not args.no_class_weights)  # fmt: skip
+                                      balance=CLASS_WEIGHTS[args.class_weights])  # fmt: skip
             rows = [row]
             _print_row(row)
             for group in () if args.no_baselines else (False, True):
@@ -432,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{preannotate_threads}), {scale}, ours: at most "
           f"{args.epochs} epochs, batch {args.batch_size}, "
           f"peak lr {args.learning_rate:g}"
-          f"{', no class weights' if args.no_class_weights else ''}")  # fmt: skip
+          f", class weights {args.class_weights}")  # fmt: skip
 
 
 def _print_speed(name: str, ours: float, theirs: float) -> None:

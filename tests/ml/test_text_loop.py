@@ -10,6 +10,8 @@ from typing import Any
 
 from text_projects import fast_params, long_notes_snapshot, note
 
+from annotrain.domain.training_plan import ModelKind
+
 
 def test_bucketed_batches_cover_every_row_once_with_similar_lengths() -> None:
     from batch_jobs.text.train import length_bucketed_batches
@@ -217,7 +219,10 @@ def test_the_test_part_can_be_scored_at_every_evaluation_and_is_timed_apart(
     from batch_jobs.text import train_snapshot
 
     snapshot = mixed_snapshot(kinds=("classification",), params=fast_params(epochs=2))
-    options = replace(tiny_options, score_test_each_evaluation=True, evaluations_per_epoch=3)
+    options = replace(
+        tiny_options, score_test_each_evaluation=True, evaluations_per_epoch=3,
+        balance_classes=frozenset({ModelKind.CLASSIFICATION}),
+    )  # fmt: skip
     models = train_snapshot(snapshot, tmp_path, options=options)
     for model in models:
         assert len(model.history) == 6
@@ -232,6 +237,11 @@ def test_the_test_part_can_be_scored_at_every_evaluation_and_is_timed_apart(
     [single] = [m for m in models if not m.spec.multi_label]
     description = json.loads((single.directory / "annotrain.json").read_text())
     assert len(description["settings"]["class_weights"]) == len(single.spec.labels)
+    [multi] = [m for m in models if m.spec.multi_label]  # its sigmoids have thresholds instead
+    assert (
+        "class_weights"
+        not in json.loads((multi.directory / "annotrain.json").read_text())["settings"]
+    )
 
 
 def test_eval_steps_evaluate_within_epochs_and_max_steps_ends_training(tiny_options: Any) -> None:

@@ -71,6 +71,15 @@ def test_artifact_records_what_made_the_model(trained: dict[str, Any]) -> None:
     thresholds = systems["settings"]["thresholds"]
     assert set(thresholds) == {"cardiac", "respiratory"}
     assert all(0 < t < 1 for t in thresholds.values())
+    # Class weights by default for assertion only: the spam classifier learnt slower with them.
+    described = {
+        name: json.loads((model.directory / "annotrain.json").read_text())
+        for name, model in trained["models"].items()
+    }
+    assert len(described["assertion"]["settings"]["class_weights"]) == 2
+    assert all(
+        "class_weights" not in described[n]["settings"] for n in ("ner", "priority", "systems")
+    )
 
 
 def test_plots_are_png_files(trained: dict[str, Any]) -> None:
