@@ -447,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _print_task(rows)
             texts = [str(e.data["text"]) for e in task.snapshot.part(Part.TEST)]
             pipeline_task = "token-classification" if key == "ner" else "text-classification"
-            if key != "assertion":  # a pipeline cannot mark the entity: no fair baseline
+            # A pipeline cannot mark an assertion's entity: no fair baseline.
+            if task.snapshot.models[0].kind is not ModelKind.ASSERTION:
                 torch.set_num_threads(preannotate_threads)
                 speeds.append((task.name, *preannotation(directory, texts, args.device,
                                                          pipeline_task)))  # fmt: skip
