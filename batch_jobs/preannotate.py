@@ -5,7 +5,9 @@ temporary folder, loads them together (``batch_jobs.text``'s ``load_models``,
 resolved when the job runs) and predicts the tasks in batches: every task without a
 submitted completion, or the tasks the run names. With a Visual NER model, each
 image task's OCR (stored beside its image) goes to the models with it; a task not
-OCR'd yet gets no rectangles and is named in the log. Each prediction is checked
+OCR'd yet gets no rectangles and is named in the log; where the config has a
+per-region ``<TextArea>`` on the image, each predicted rectangle gets a
+transcription: the OCR words it holds. Each prediction is checked
 against the project's labeling config as an import is, and stored with its
 ``model_version``, task score and per-item scores, in place of the prediction an
 earlier run made with any of the same models (by registry name): a task keeps one
@@ -26,7 +28,8 @@ from typing import Any
 from annotrain.domain.config import ProjectSchema, parse_labeling_config
 from annotrain.domain.errors import AnnotrainError, NotFoundError
 from annotrain.domain.labelstudio import parse_tasks
-from annotrain.domain.ocr import ocr_key
+from annotrain.domain.layout import transcribe_regions
+from annotrain.domain.ocr import ocr_key, page_from_json
 from annotrain.domain.records import Run
 from annotrain.domain.task_files import task_image_ids
 from annotrain.domain.tasks import Prediction, Task
@@ -72,6 +75,7 @@ def preannotate(
             log.info("model %s v%s (%s)", model["name"], model["version"], model["kind"])
         predictor = loader()(folders, device="cuda" if run.use_gpu else "cpu")
         visual = any(str(m["kind"]) == ModelKind.VISUAL_NER.value for m in models)
+        text_controls = schema.region_text_controls() if visual else {}
         total = len(task_ids) if task_ids is not None else _count(store, run.project_id)
         log.info("tasks to pre-annotate: %d", total)
         progress = ThrottledProgress(context)
@@ -90,10 +94,10 @@ def preannotate(
                         ", ".join(str(t) for t in unread[:20]),
                     )  # fmt: skip
             predictions = predictor.predict(inputs)
-            checked = [
-                (int(task.id or 0), _checked(task, p, schema))
-                for task, p in zip(batch, predictions, strict=True)
-            ]
+            checked = []
+            for task, item, prediction in zip(batch, inputs, predictions, strict=True):
+                result = _transcribed(prediction.result, item, text_controls)
+                checked.append((int(task.id or 0), _checked(task, result, prediction, schema)))
             store.replace_predictions(run.project_id, checked, models=names)
             done += len(batch)
             progress({"percent": 100 * done / max(total, 1), "tasks": done})
@@ -107,13 +111,25 @@ def _predicted(count: int) -> Callable[[Run], Run]:
     return lambda run: replace(run, metrics={**run.metrics, "predicted": count})
 
 
-def _checked(task: Task, prediction: Any, schema: Any) -> Prediction:
+def _transcribed(
+    result: Sequence[Any], task_input: dict[str, Any], text_controls: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The result, its rectangles transcribed from the task's OCR where the config asks."""
+    if not text_controls or task_input.get("ocr") is None:
+        return [dict(item) for item in result]
+    page = page_from_json(task_input["ocr"])
+    return transcribe_regions(result, page.words, page.width, page.height, text_controls)
+
+
+def _checked(
+    task: Task, result: list[dict[str, Any]], prediction: Any, schema: ProjectSchema
+) -> Prediction:
     """The prediction as the store keeps it, checked against the config and the task."""
     raw = {
         "data": dict(task.data),
         "predictions": [
             {
-                "result": [dict(item) for item in prediction.result],
+                "result": result,
                 "model_version": prediction.model_version,
                 "score": prediction.score,
             }

@@ -223,6 +223,24 @@ class ProjectSchema:
         """The object a result's ``to_name`` names, ``<Repeater>`` copies included."""
         return self.objects.get(name) or _by_template(self.objects, name)
 
+    def region_text_controls(self) -> dict[str, str]:
+        """Per-region ``<TextArea>`` controls by the image they transcribe regions of.
+
+        ``{"image": "transcription"}`` for ``<TextArea name="transcription"
+        toName="image" perRegion="true"/>``: Label Studio shows such a text area
+        for each region drawn on the image, its answer a ``textarea`` item sharing
+        the region's id. The first such control of an image wins.
+        """
+        found: dict[str, str] = {}
+        for control in self.controls.values():
+            if control.result_type != "textarea" or not _is_true(control.attrs.get("perregion")):
+                continue
+            for to_name in control.to_names:
+                target = self.objects.get(to_name)
+                if target is not None and target.tag == "Image":
+                    found.setdefault(to_name, control.name)
+        return found
+
     def accepts_target(self, control: ControlTag, to_name: str) -> bool:
         """Whether a result of ``control`` may annotate ``to_name``.
 

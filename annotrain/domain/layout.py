@@ -327,6 +327,64 @@ def region_result_items(
     return items
 
 
+def words_in_region(
+    words: Sequence[OcrWord], region: Region, width: int, height: int
+) -> list[OcrWord]:
+    """The words more than half of whose box lies inside the rectangle, in reading order."""
+    box = _pixels(region, width, height)
+    return [word for word in words if _share_inside(word, box) > 0.5]
+
+
+def transcribe_regions(
+    result: Sequence[Mapping[str, Any]],
+    words: Sequence[OcrWord],
+    width: int,
+    height: int,
+    text_controls: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """The result with a ``textarea`` item for each labelled rectangle: the words it holds.
+
+    Label Studio's per-region ``<TextArea>`` shows a transcription beside each
+    region; a pre-annotation that fills it saves the annotator from typing what
+    the OCR already read. Rectangles on an image with no such control
+    (``text_controls`` maps an image's name to its control's), ones that already
+    have a transcription, and ones holding no word are left as they are.
+
+    Args:
+        result: Label Studio result items (JSON), as predicted.
+        words: The image's OCR words in reading order.
+        width: The image's width in pixels.
+        height: Its height in pixels.
+        text_controls: Per-region ``TextArea`` control by image name
+            (:meth:`annotrain.domain.config.ProjectSchema.region_text_controls`).
+    """
+    items = [dict(item) for item in result]
+    transcribed = {item.get("id") for item in items if item.get("type") == "textarea"}
+    added: list[dict[str, Any]] = []
+    for item in items:
+        control = text_controls.get(str(item.get("to_name")))
+        if control is None or item.get("type") not in LABELLED_REGION_TYPES:
+            continue
+        if item.get("id") is None or item.get("id") in transcribed:
+            continue
+        regions = regions_of_json([item])  # one per label, all of the same rectangle
+        if not regions:
+            continue  # a text span's labels, not a rectangle
+        inside = words_in_region(words, regions[0], width, height)
+        if not inside:
+            continue
+        transcribed.add(item["id"])
+        geometry = {k: item["value"][k] for k in ("x", "y", "width", "height", "rotation")
+                    if k in item["value"]}  # fmt: skip
+        added.append({
+            "id": item["id"], "from_name": control, "to_name": item["to_name"],
+            "type": "textarea", "value": {**geometry, "text": [" ".join(w.text for w in inside)]},
+            **{k: item[k] for k in ("original_width", "original_height", "image_rotation")
+               if k in item},
+        })  # fmt: skip
+    return items + added
+
+
 def _pixels(region: Region, width: int, height: int) -> tuple[float, float, float, float]:
     left = region.x * width / 100.0
     top = region.y * height / 100.0

@@ -146,10 +146,19 @@ def test_invoices_uploaded_ocrd_trained_and_preannotated_with_rectangles(lab: La
     assert lab.run(preannotate, started["id"]) == EXIT_SUCCEEDED
     for form, task_id in zip(forms[-NEW_PAGES:], upload["task_ids"][-NEW_PAGES:], strict=True):
         (prediction,) = lab.api("GET", f"/tasks/{task_id}")["predictions"]
-        items = prediction["result"]
-        assert items, "the trained model proposed no rectangle"
+        rectangles = [i for i in prediction["result"] if i["type"] == "rectanglelabels"]
+        transcriptions = {i["id"]: i for i in prediction["result"] if i["type"] == "textarea"}
+        assert rectangles, "the trained model proposed no rectangle"
+        assert len(rectangles) + len(transcriptions) == len(prediction["result"])
+        items = rectangles
         for item in items:
-            assert item["type"] == "rectanglelabels"
+            # The config's per-region TextArea holds the OCR words inside each rectangle.
+            text = transcriptions[item["id"]]
+            assert (text["from_name"], text["to_name"]) == ("transcription", "image")
+            geometry = {k: v for k, v in item["value"].items() if k != "rectanglelabels"}
+            assert {k: v for k, v in text["value"].items() if k != "text"} == geometry
+            (words,) = text["value"]["text"]
+            assert words.strip()
             assert (item["from_name"], item["to_name"]) == ("label", "image")
             assert (item["original_width"], item["original_height"]) == form.size
             value = item["value"]

@@ -497,3 +497,21 @@ def test_config_nested_to_the_depth_bound_parses() -> None:
     xml = "<View>" * (MAX_DEPTH - 1) + '<Text name="t" value="$t"/>' + "</View>" * (MAX_DEPTH - 1)
 
     assert "t" in parse_labeling_config(xml).objects
+
+
+def test_only_a_per_region_text_area_on_an_image_transcribes_its_regions() -> None:
+    xml = """<View>
+      <Image name="page" value="$image"/>
+      <Image name="back" value="$back"/>
+      <Text name="note" value="$text"/>
+      <RectangleLabels name="label" toName="page,back"><Label value="Total"/></RectangleLabels>
+      <TextArea name="summary" toName="page"/>
+      <TextArea name="per_page" toName="page" perRegion="TRUE"/>
+      <TextArea name="per_span" toName="note" perRegion="true"/>
+      <TextArea name="again" toName="page" perRegion="true"/>
+    </View>"""
+
+    schema = parse_labeling_config(xml)
+
+    # Not a whole-task text area, not one on text; the first one of an image wins.
+    assert schema.region_text_controls() == {"page": "per_page"}

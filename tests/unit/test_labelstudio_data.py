@@ -336,3 +336,11 @@ def test_box_reaching_past_the_border_in_label_studio_data_is_kept(shared_data: 
     ]
     assert value["x"] + value["width"] > 100
     assert (value["x"], value["width"]) == (64.92, 35.46)
+
+
+def test_the_ocr_template_transcribes_each_region_of_its_image(shared_data: Path) -> None:
+    xml = shared_data / LS / "templates_xml" / "computer-vision__optical-character-recognition.xml"
+
+    schema = parse_labeling_config(xml.read_text())
+
+    assert schema.region_text_controls() == {"image": "transcription"}

@@ -11,6 +11,8 @@ from annotrain.domain.layout import (
     region_result_items,
     regions_from_word_labels,
     regions_of_result,
+    transcribe_regions,
+    words_in_region,
 )
 from annotrain.domain.ocr import OcrWord
 from annotrain.domain.tasks import ResultItem
@@ -204,3 +206,44 @@ def test_split_lines_gives_an_entity_over_two_lines_a_rectangle_per_line() -> No
     assert [r.text for r in joined] == ["Blue Harbor Foods"]
     assert [(r.label, r.text) for r in split] == [("Vendor", "Blue Harbor"), ("Vendor", "Foods")]
     assert (split[0].x, split[0].y, split[0].width, split[0].height) == (10.0, 20.0, 18.0, 4.0)
+
+
+def _rectangle(region_id: str, region: Region, to_name: str = "image") -> dict[str, object]:
+    (item,) = region_result_items(
+        region, region_id=region_id, from_name="label", to_name=to_name, width=WIDTH, height=HEIGHT
+    )
+    return item
+
+
+def test_a_rectangle_holds_the_words_mostly_inside_it_in_reading_order() -> None:
+    words = [_word("Total:", 100, 100), _word("1,250.00", 200, 100), _word("EUR", 300, 100)]
+    # All of the first two, a quarter of "EUR".
+    region = _percent(95, 95, 320, 125, "Total")
+
+    assert [w.text for w in words_in_region(words, region, WIDTH, HEIGHT)] == ["Total:", "1,250.00"]
+
+
+def test_each_predicted_rectangle_gets_the_transcription_of_the_words_it_holds() -> None:
+    words = [_word("Invoice", 100, 50), _word("2024-117", 200, 50), _word("IBAN", 100, 300)]
+    number = _rectangle("r1", _percent(190, 45, 290, 75, "InvoiceNumber"))
+    empty = _rectangle("r2", _percent(600, 400, 700, 450, "Total"))  # no word inside
+    typed = _rectangle("r3", _percent(95, 295, 185, 325, "IBAN"))
+    already = {"id": "r3", "from_name": "transcription", "to_name": "image", "type": "textarea",
+               "value": {**typed["value"], "text": ["typed by hand"]}}  # fmt: skip
+    elsewhere = _rectangle("r4", _percent(95, 45, 185, 75, "Vendor"), to_name="back")
+    span = {"id": "s1", "from_name": "ner", "to_name": "text", "type": "labels",
+            "value": {"start": 0, "end": 7, "labels": ["Vendor"]}}  # fmt: skip
+    result = [number, empty, typed, already, elsewhere, span]
+
+    out = transcribe_regions(result, words, WIDTH, HEIGHT, {"image": "transcription"})
+
+    assert out[: len(result)] == result  # what was predicted stays as it was
+    (added,) = out[len(result) :]
+    assert added["id"] == "r1"
+    assert (added["from_name"], added["to_name"], added["type"]) == (
+        "transcription", "image", "textarea",
+    )  # fmt: skip
+    assert added["value"] == {**{k: v for k, v in number["value"].items()
+                                 if k != "rectanglelabels"}, "text": ["2024-117"]}  # fmt: skip
+    assert added["original_width"] == WIDTH
+    assert transcribe_regions(result, words, WIDTH, HEIGHT, {}) == result
