@@ -7,7 +7,9 @@ submitted completion, or the tasks the run names. With a Visual NER model, each
 image task's OCR (stored beside its image) goes to the models with it; a task not
 OCR'd yet gets no rectangles and is named in the log; where the config has a
 per-region ``<TextArea>`` on the image, each predicted rectangle gets a
-transcription: the OCR words it holds. Each prediction is checked
+transcription: the OCR words it holds; where it labels image regions with
+``<Labels>`` and ``<Rectangle>`` (the OCR template), rectangles are written that
+way. Each prediction is checked
 against the project's labeling config as an import is, and stored with its
 ``model_version``, task score and per-item scores, in place of the prediction an
 earlier run made with any of the same models (by registry name): a task keeps one
@@ -28,7 +30,7 @@ from typing import Any
 from annotrain.domain.config import ProjectSchema, parse_labeling_config
 from annotrain.domain.errors import AnnotrainError, NotFoundError
 from annotrain.domain.labelstudio import parse_tasks
-from annotrain.domain.layout import transcribe_regions
+from annotrain.domain.layout import as_image_labels, transcribe_regions
 from annotrain.domain.ocr import ocr_key, page_from_json
 from annotrain.domain.records import Run
 from annotrain.domain.task_files import task_image_ids
@@ -76,6 +78,7 @@ def preannotate(
         predictor = loader()(folders, device="cuda" if run.use_gpu else "cpu")
         visual = any(str(m["kind"]) == ModelKind.VISUAL_NER.value for m in models)
         text_controls = schema.region_text_controls() if visual else {}
+        image_labels = schema.image_label_controls() if visual else {}
         total = len(task_ids) if task_ids is not None else _count(store, run.project_id)
         log.info("tasks to pre-annotate: %d", total)
         progress = ThrottledProgress(context)
@@ -96,7 +99,8 @@ def preannotate(
             predictions = predictor.predict(inputs)
             checked = []
             for task, item, prediction in zip(batch, inputs, predictions, strict=True):
-                result = _transcribed(prediction.result, item, text_controls)
+                result = as_image_labels(prediction.result, image_labels)
+                result = _transcribed(result, item, text_controls)
                 checked.append((int(task.id or 0), _checked(task, result, prediction, schema)))
             store.replace_predictions(run.project_id, checked, models=names)
             done += len(batch)

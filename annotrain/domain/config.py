@@ -223,6 +223,30 @@ class ProjectSchema:
         """The object a result's ``to_name`` names, ``<Repeater>`` copies included."""
         return self.objects.get(name) or _by_template(self.objects, name)
 
+    def image_label_controls(self) -> dict[str, str | None]:
+        """``<Labels>`` controls on an image, each with that image's ``<Rectangle>`` (or None).
+
+        Label Studio's OCR template labels regions this way, not with
+        ``<RectangleLabels>``: a region is a ``rectangle`` item of the
+        ``<Rectangle>`` and a ``labels`` item with the same id and geometry.
+        """
+        found: dict[str, str | None] = {}
+        for control in self.controls.values():
+            if control.result_type != "labels" or not control.to_names:
+                continue
+            targets = [self.objects.get(name) for name in control.to_names]
+            if not all(t is not None and t.tag == "Image" for t in targets):
+                continue
+            found[control.name] = next(
+                (
+                    other.name
+                    for other in self.controls.values()
+                    if other.result_type == "rectangle" and control.to_names[0] in other.to_names
+                ),
+                None,
+            )
+        return found
+
     def region_text_controls(self) -> dict[str, str]:
         """Per-region ``<TextArea>`` controls by the image they transcribe regions of.
 

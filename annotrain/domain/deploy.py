@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from annotrain.domain.config import parse_labeling_config
+from annotrain.domain.config import ControlTag, ProjectSchema, parse_labeling_config
 from annotrain.domain.errors import InvalidRequestError
 from annotrain.domain.training_plan import ModelKind
 
@@ -30,11 +30,12 @@ _ATTRIBUTE = re.compile(r"(?P<name>[^\s=/>]+)\s*=\s*(?P<quoted>\"[^\"]*\"|'[^']*
 # A model name is written into an attribute as it is: keep it to safe characters.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _OPTION_OF = {"labels": "label", "choices": "choice", "rectanglelabels": "label"}
-_CONTROL_OF_KIND = {
-    ModelKind.NER: "labels",
-    ModelKind.ASSERTION: "labels",
-    ModelKind.CLASSIFICATION: "choices",
-    ModelKind.VISUAL_NER: "rectanglelabels",
+# The control tags whose options a model of each kind may be named on.
+_CONTROLS_OF_KIND = {
+    ModelKind.NER: ("labels",),
+    ModelKind.ASSERTION: ("labels",),
+    ModelKind.CLASSIFICATION: ("choices",),
+    ModelKind.VISUAL_NER: ("rectanglelabels", "labels"),
 }
 
 
@@ -56,9 +57,11 @@ def point_labels_at_model(
 ) -> Deployment:
     """Name ``model_name`` on every label of the config the model predicts.
 
-    NER models take the ``<Label>``s of ``<Labels>`` controls that are not
-    assertion labels, assertion models those marked ``assertion="true"``, Visual
-    NER models the ``<Label>``s of ``<RectangleLabels>`` controls; a
+    NER models take the ``<Label>``s of ``<Labels>`` controls on text that are
+    not assertion labels, assertion models those marked ``assertion="true"``,
+    Visual NER models the ``<Label>``s of ``<RectangleLabels>`` controls and of
+    ``<Labels>`` on an image (Label Studio's OCR template, beside a
+    ``<Rectangle>``); a
     classifier takes the ``<Choice>``s of the ``<Choices>`` controls whose choices
     are all among its classes. A label that named another model names this one now.
 
@@ -78,14 +81,13 @@ def point_labels_at_model(
     """
     if not _MODEL_NAME.fullmatch(model_name):
         raise InvalidRequestError("model", f"{model_name!r} cannot be named in a config")
-    control_tag = _CONTROL_OF_KIND.get(kind)
-    if control_tag is None:
+    control_tags = _CONTROLS_OF_KIND.get(kind)
+    if control_tags is None:
         raise InvalidRequestError("model", f"a {kind} model cannot be deployed by this lab yet")
-    parse_labeling_config(xml)  # the config as it is must pass before anything changes
+    # The config as it is must pass before anything changes.
+    schema = parse_labeling_config(xml)
     wanted = set(labels)
-    classifier_controls = (
-        _classifier_controls(xml, wanted) if kind is ModelKind.CLASSIFICATION else set()
-    )
+    takes = _controls_taken(schema, kind, wanted)
     out: list[str] = []
     named: list[str] = []
     controls: list[tuple[str, str]] = []  # (tag, name) of the open control tags
@@ -102,11 +104,9 @@ def point_labels_at_model(
         attributes = _attributes(match.group("attrs"))
         if low in _OPTION_OF and not match.group("end"):
             controls.append((low, attributes.get("name", "")))
-        elif controls and low == _OPTION_OF[controls[-1][0]] and controls[-1][0] == control_tag:
+        elif controls and low == _OPTION_OF[controls[-1][0]] and controls[-1][1] in takes:
             value = attributes.get("alias") or attributes.get("value", "")
-            if value in wanted and _kind_takes(
-                kind, attributes, controls[-1][1], classifier_controls
-            ):
+            if value in wanted and _kind_takes(kind, attributes):
                 out.append(xml[position : match.start()])
                 out.append(_with_model(match, model_name))
                 position = match.end()
@@ -115,7 +115,7 @@ def point_labels_at_model(
     if not named:
         raise InvalidRequestError(
             "model",
-            f"the labeling config has no {control_tag[:-1]} this {kind} model predicts "
+            f"the labeling config has no {control_tags[0][:-1]} this {kind} model predicts "
             f"({', '.join(sorted(wanted)) or 'no labels'}); add them to the config, or deploy "
             "a model trained on it",
         )
@@ -124,25 +124,41 @@ def point_labels_at_model(
     return Deployment(rewritten, tuple(dict.fromkeys(named)))
 
 
-def _kind_takes(
-    kind: ModelKind, attributes: dict[str, str], control: str, classifier_controls: set[str]
-) -> bool:
-    if kind is ModelKind.CLASSIFICATION:
-        return control in classifier_controls
+def _kind_takes(kind: ModelKind, attributes: dict[str, str]) -> bool:
+    """Whether a label of a control the kind takes is the kind's (assertion or not)."""
+    if kind in (ModelKind.CLASSIFICATION, ModelKind.VISUAL_NER):
+        return True
     is_assertion = attributes.get("assertion", "").strip().lower() == "true"
     return is_assertion == (kind is ModelKind.ASSERTION)
 
 
-def _classifier_controls(xml: str, classes: set[str]) -> set[str]:
-    """``Choices`` controls whose every choice is one of the classifier's classes."""
-    schema = parse_labeling_config(xml)
-    return {
-        name
-        for name, control in schema.controls.items()
-        if control.tag.lower() == "choices"
-        and control.options
-        and all((o.alias or o.value) in classes for o in control.options if not o.path)
-    }
+def _controls_taken(schema: ProjectSchema, kind: ModelKind, classes: set[str]) -> set[str]:
+    """The names of the controls whose options a model of ``kind`` may be named on.
+
+    A classifier: ``Choices`` whose every choice is one of its classes. Visual NER:
+    ``RectangleLabels``, and ``Labels`` on images. NER and assertion: ``Labels``
+    on anything else (text).
+    """
+    taken: set[str] = set()
+    for name, control in schema.controls.items():
+        tag = control.result_type
+        if tag not in _CONTROLS_OF_KIND[kind]:
+            continue
+        if kind is ModelKind.CLASSIFICATION:
+            options = [o for o in control.options if not o.path]
+            if options and all((o.alias or o.value) in classes for o in options):
+                taken.add(name)
+        elif tag == "labels" and _on_images(schema, control) != (kind is ModelKind.VISUAL_NER):
+            continue
+        else:
+            taken.add(name)
+    return taken
+
+
+def _on_images(schema: ProjectSchema, control: ControlTag) -> bool:
+    """Whether every object the control draws on is an image."""
+    objects = [schema.object(name) for name in control.to_names]
+    return bool(objects) and all(o is not None and o.tag == "Image" for o in objects)
 
 
 def _attributes(text: str) -> dict[str, str]:

@@ -385,6 +385,38 @@ def transcribe_regions(
     return items + added
 
 
+def as_image_labels(
+    result: Sequence[Mapping[str, Any]], controls: Mapping[str, str | None]
+) -> list[dict[str, Any]]:
+    """Predicted rectangles whose control is a ``<Labels>`` on an image, as Label Studio keeps them.
+
+    The predictor writes ``rectanglelabels`` items; where the config labels image
+    regions with ``<Labels>`` beside a ``<Rectangle>`` (the OCR template) such an
+    item becomes a ``labels`` item and, when the image has a ``<Rectangle>``, a
+    ``rectangle`` item of the same id and geometry. Other items stay as they are.
+
+    Args:
+        result: Label Studio result items (JSON), as predicted.
+        controls: ``<Labels>`` controls on images by name, each with its image's
+            ``<Rectangle>`` control or None
+            (:meth:`annotrain.domain.config.ProjectSchema.image_label_controls`).
+    """
+    out: list[dict[str, Any]] = []
+    for raw in result:
+        item = dict(raw)
+        if item.get("type") != "rectanglelabels" or item.get("from_name") not in controls:
+            out.append(item)
+            continue
+        value = dict(item["value"])
+        labels = value.pop("rectanglelabels")
+        rectangle = controls[item["from_name"]]
+        if rectangle is not None:
+            shape = {k: v for k, v in item.items() if k != "score"}
+            out.append({**shape, "from_name": rectangle, "type": "rectangle", "value": value})
+        out.append({**item, "type": "labels", "value": {**value, "labels": labels}})
+    return out
+
+
 def _pixels(region: Region, width: int, height: int) -> tuple[float, float, float, float]:
     left = region.x * width / 100.0
     top = region.y * height / 100.0

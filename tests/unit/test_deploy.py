@@ -84,3 +84,31 @@ def test_visual_ner_is_named_on_the_labels_of_rectangle_labels() -> None:
     assert deployment.labels == ("Total", "IBAN")
     assert '<Label value="IBAN" model="p1-vis"/>' in deployment.labeling_config
     assert '<Label value="Vendor"/>' in deployment.labeling_config
+
+
+OCR_BESIDE_TEXT = """<View>
+  <Image name="image" value="$ocr"/>
+  <Labels name="region" toName="image"><Label value="Total"/><Label value="Date"/></Labels>
+  <Rectangle name="bbox" toName="image"/>
+  <TextArea name="transcription" toName="image" perRegion="true"/>
+  <Text name="note" value="$note"/>
+  <Labels name="span" toName="note"><Label value="Total"/></Labels>
+</View>"""
+
+
+def test_visual_ner_is_named_on_labels_drawn_on_an_image_as_in_the_ocr_template() -> None:
+    deployment = point_labels_at_model(OCR_BESIDE_TEXT, ModelKind.VISUAL_NER, ("Total",), "p1-vis")
+
+    assert deployment.labels == ("Total",)
+    # The image's label names the model; the text's label of the same value does not.
+    assert deployment.labeling_config.count('model="p1-vis"') == 1
+    assert '<Labels name="region" toName="image"><Label value="Total" model="p1-vis"/>' in (
+        deployment.labeling_config
+    )
+
+
+def test_a_ner_model_is_not_named_on_labels_drawn_on_an_image() -> None:
+    deployment = point_labels_at_model(OCR_BESIDE_TEXT, ModelKind.NER, ("Total",), "p1-ner")
+
+    assert '<Label value="Total" model="p1-ner"/></Labels>\n</View>' in deployment.labeling_config
+    assert deployment.labeling_config.count('model="p1-ner"') == 1

@@ -344,3 +344,38 @@ def test_the_ocr_template_transcribes_each_region_of_its_image(shared_data: Path
     schema = parse_labeling_config(xml.read_text())
 
     assert schema.region_text_controls() == {"image": "transcription"}
+
+
+def test_predicted_rectangles_fit_the_ocr_template_as_label_studio_stores_its_regions(
+    shared_data: Path,
+) -> None:
+    """What the pre-annotation job does to a Visual NER prediction for this config."""
+    from annotrain.domain.labelstudio import parse_tasks
+    from annotrain.domain.layout import as_image_labels, transcribe_regions
+    from annotrain.domain.ocr import OcrWord
+
+    xml = shared_data / LS / "templates_xml" / "computer-vision__optical-character-recognition.xml"
+    schema = parse_labeling_config(xml.read_text())
+    words = [OcrWord("Dear", 100, 100, 80, 20, 95.0), OcrWord("Sir", 200, 100, 60, 20, 95.0)]
+    geometry = {"x": 9.0, "y": 19.0, "width": 17.0, "height": 6.0, "rotation": 0}
+    predicted = [{
+        "id": "r1", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
+        "original_width": 1000, "original_height": 500, "image_rotation": 0,
+        "value": {**geometry, "rectanglelabels": ["Handwriting"]}, "score": 0.8,
+    }]  # fmt: skip
+
+    assert schema.image_label_controls() == {"label": "bbox"}
+    result = as_image_labels(predicted, schema.image_label_controls())
+    result = transcribe_regions(result, words, 1000, 500, schema.region_text_controls())
+
+    by_type = {item["type"]: item for item in result}
+    assert [item["id"] for item in result] == ["r1"] * 3
+    assert by_type["rectangle"]["from_name"] == "bbox"
+    assert by_type["rectangle"]["value"] == geometry
+    assert by_type["labels"]["value"] == {**geometry, "labels": ["Handwriting"]}
+    assert by_type["labels"]["score"] == 0.8
+    assert by_type["textarea"]["value"] == {**geometry, "text": ["Dear Sir"]}
+    # The job's own check: the prediction imports against the config.
+    payload = {"data": {"ocr": "page.png"}, "predictions": [{"result": result}]}
+    (task,) = parse_tasks([payload], schema)
+    assert len(task.predictions[0].result) == 3

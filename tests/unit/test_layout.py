@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from annotrain.domain.layout import (
     Region,
+    as_image_labels,
     label_words,
     region_result_items,
     regions_from_word_labels,
@@ -208,7 +211,7 @@ def test_split_lines_gives_an_entity_over_two_lines_a_rectangle_per_line() -> No
     assert (split[0].x, split[0].y, split[0].width, split[0].height) == (10.0, 20.0, 18.0, 4.0)
 
 
-def _rectangle(region_id: str, region: Region, to_name: str = "image") -> dict[str, object]:
+def _rectangle(region_id: str, region: Region, to_name: str = "image") -> dict[str, Any]:
     (item,) = region_result_items(
         region, region_id=region_id, from_name="label", to_name=to_name, width=WIDTH, height=HEIGHT
     )
@@ -247,3 +250,23 @@ def test_each_predicted_rectangle_gets_the_transcription_of_the_words_it_holds()
                                  if k != "rectanglelabels"}, "text": ["2024-117"]}  # fmt: skip
     assert added["original_width"] == WIDTH
     assert transcribe_regions(result, words, WIDTH, HEIGHT, {}) == result
+
+
+def test_rectangles_of_a_labels_control_on_an_image_become_a_rectangle_and_its_labels() -> None:
+    rectangle = _rectangle("r1", _percent(100, 100, 200, 150, "Total"))
+    rectangle["score"] = 0.7
+    other = _rectangle("r2", _percent(300, 100, 400, 150, "Date"))
+    other["from_name"] = "boxes"  # a RectangleLabels control: stays as it is
+
+    shape, labels, kept = as_image_labels([rectangle, other], {"label": "bbox"})
+
+    geometry = {k: v for k, v in rectangle["value"].items() if k != "rectanglelabels"}
+    assert (shape["type"], shape["from_name"], shape["value"]) == ("rectangle", "bbox", geometry)
+    assert "score" not in shape
+    assert (labels["type"], labels["from_name"]) == ("labels", "label")
+    assert labels["value"] == {**geometry, "labels": ["Total"]}
+    assert labels["score"] == 0.7
+    assert shape["id"] == labels["id"] == "r1"
+    assert kept == other
+    # Without a Rectangle control on the image, only the labels item.
+    assert [i["type"] for i in as_image_labels([rectangle], {"label": None})] == ["labels"]
