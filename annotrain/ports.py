@@ -134,6 +134,15 @@ class ProjectStore(Protocol):
         """Members by user name."""
         ...
 
+    def get_memberships(self, user: str, project_ids: Collection[int]) -> dict[int, Member]:
+        """The user's membership of each of ``project_ids`` they are in, by project id.
+
+        One call for many projects, so that a listing of projects can show its reader
+        their own role in each without a lookup per project. Projects the user is not
+        in, and projects that do not exist, are left out.
+        """
+        ...
+
 
 class TaskStore(Protocol):
     """Tasks with their completions, reviews and predictions.

@@ -1288,6 +1288,25 @@ class DynamoDbStore:
             self._require_project(project_id)
         return page
 
+    def get_memberships(self, user: str, project_ids: Collection[int]) -> dict[int, Member]:
+        """The user's membership of each of these projects they are in, by project id.
+
+        One consistent BatchGetItem of ``PROJECT#<id>``/``MEMBER#<user>`` per 100
+        projects: a member item sits in its project's partition and in no index, so
+        its key is known without a query. Projects the user is not in, or that do not
+        exist, have no such item and are left out.
+        """
+        by_pk = {_project_pk(p): p for p in sorted(set(project_ids))}
+        keys = [_key(pk, _member_sk(user)) for pk in by_pk]
+        found: dict[int, Member] = {}
+        for item in self._batch_get(keys, "PK, SK, body, body_s3"):
+            resolved = self._resolve(item)
+            if resolved is None:  # removed while it was read
+                continue
+            _, body = resolved
+            found[by_pk[item["PK"]["S"]]] = Member(user, Role(body["role"]), body["priority"])
+        return found
+
     def _require_project(self, project_id: int) -> None:
         """NotFoundError unless the project exists: an empty listing must say which it is."""
         if self._get_item(_project_pk(project_id), _META) is None:

@@ -1039,6 +1039,26 @@ class SqliteStore:
             listing, rows, limit, lambda row: Member(row[0], Role(row[1]), row[2]), lambda r: r[:1]
         )
 
+    def get_memberships(self, user: str, project_ids: Collection[int]) -> dict[int, Member]:
+        """The user's membership of each of these projects they are in, by project id.
+
+        One primary-key probe per project, ``_IDS_PER_QUERY`` projects per query, all
+        in one read transaction; projects the user is not in, or that do not exist,
+        are left out.
+        """
+        wanted = sorted(set(project_ids))
+        found: dict[int, Member] = {}
+        with self._reading() as db:
+            for chunk in _chunks(wanted):
+                rows = db.execute(
+                    "SELECT project_id, role, priority FROM members WHERE user = ? "  # noqa: S608 - "?" marks only
+                    f"AND project_id IN ({_marks(len(chunk))})",
+                    (user, *chunk),
+                )
+                for project_id, role, priority in rows:
+                    found[project_id] = Member(user, Role(role), priority)
+        return found
+
     def _read_project(self, db: sqlite3.Connection, project_id: int) -> Project:
         row = db.execute(_SELECT_PROJECTS + " WHERE id = ?", (project_id,)).fetchone()
         if row is None:

@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from annotrain.domain.labelstudio import completion_to_json, task_to_json
-from annotrain.domain.records import Project
+from annotrain.domain.records import Project, UserRole
 from annotrain.domain.tasks import Completion, CompletionState, Member, Role, Task
 from annotrain.domain.training_plan import ModelSpec
+from annotrain.services.access import Principal
 from annotrain.services.projects import ConfigReport, description_of, language_of
 
 NAME = Field(min_length=1, max_length=200)
@@ -76,6 +77,10 @@ class ProjectOut(BaseModel):
     created_by: str
     created_at: datetime
     revision: int
+    my_role: Role | None = Field(
+        description="your own role in the project; null for a lab admin who is not a member "
+        "(admins may do everything). A hint for what to offer: every route checks roles itself"
+    )
 
 
 class ProjectPage(BaseModel):
@@ -121,9 +126,20 @@ class MemberList(BaseModel):
     items: list[MemberOut]
 
 
-class SystemOut(BaseModel):
-    """What the lab is and what it runs on."""
+class UserOut(BaseModel):
+    """Who is calling."""
 
+    name: str = Field(description="the user name that project members and completions carry")
+    role: UserRole = Field(
+        description="the lab role: admin (may do everything in every project, and lab-wide "
+        "things: licenses, backups) or user (their project roles decide)"
+    )
+
+
+class SystemOut(BaseModel):
+    """What the lab is and what it runs on, and who is asking."""
+
+    user: UserOut = Field(description="the caller")
     version: str
     mode: str
     gpu_available: bool
@@ -186,8 +202,8 @@ class TaskPage(BaseModel):
     total: int
 
 
-def project_out(project: Project) -> ProjectOut:
-    """A project as the API shows it."""
+def project_out(project: Project, my_role: Role | None) -> ProjectOut:
+    """A project as the API shows it to a reader whose role in it is ``my_role``."""
     return ProjectOut(
         id=project.id,
         name=project.name,
@@ -197,7 +213,13 @@ def project_out(project: Project) -> ProjectOut:
         created_by=project.created_by,
         created_at=project.created_at,
         revision=project.revision,
+        my_role=my_role,
     )
+
+
+def user_out(principal: Principal) -> UserOut:
+    """The caller as ``GET /system`` shows them."""
+    return UserOut(name=principal.name, role=principal.lab_role)
 
 
 def model_out(spec: ModelSpec) -> ModelOut:

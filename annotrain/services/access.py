@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from annotrain.domain.errors import NotFoundError, PermissionDeniedError
-from annotrain.domain.records import Project
+from annotrain.domain.records import Project, UserRole
 from annotrain.domain.tasks import Member, Role
 from annotrain.ports import MAX_PAGE_SIZE, ProjectStore
 
@@ -34,6 +34,11 @@ class Principal:
 
     name: str
     is_admin: bool = False
+
+    @property
+    def lab_role(self) -> UserRole:
+        """What the principal is across the lab: an admin, or a user whose project roles decide."""
+        return UserRole.ADMIN if self.is_admin else UserRole.USER
 
 
 def find_member(store: ProjectStore, project_id: int, user: str) -> Member | None:
@@ -65,13 +70,40 @@ def authorize(
     project = store.get_project(project_id)
     if principal.is_admin:
         return project
+    _check_role(find_member(store, project_id, principal.name), project_id, roles, action)
+    return project
+
+
+def authorize_member(
+    store: ProjectStore,
+    principal: Principal,
+    project_id: int,
+    roles: frozenset[Role],
+    action: str,
+) -> tuple[Project, Member | None]:
+    """As :func:`authorize`, and the principal's own membership of the project.
+
+    The membership is looked up for admins too: None for an admin who is not a member.
+
+    Raises:
+        NotFoundError: No such project, or the principal is not a member of it.
+        PermissionDeniedError: A member whose role is not among ``roles``.
+    """
+    project = store.get_project(project_id)
     member = find_member(store, project_id, principal.name)
+    if not principal.is_admin:
+        _check_role(member, project_id, roles, action)
+    return project, member
+
+
+def _check_role(
+    member: Member | None, project_id: int, roles: frozenset[Role], action: str
+) -> None:
     if member is None:
         raise NotFoundError("project", project_id)
     if member.role not in roles:
         allowed = ", ".join(sorted(role.value for role in roles))
         raise PermissionDeniedError(action, f"project roles {allowed} and admins")
-    return project
 
 
 def require_admin(principal: Principal, action: str) -> None:

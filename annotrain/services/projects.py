@@ -13,7 +13,14 @@ from annotrain.domain.snapshot import LANGUAGES
 from annotrain.domain.tasks import Member, Role
 from annotrain.domain.training_plan import ModelSpec, implied_models
 from annotrain.ports import MAX_PAGE_SIZE, Clock, ProjectStore, UserStore
-from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
+from annotrain.services.access import (
+    ANY_MEMBER,
+    MANAGERS,
+    Principal,
+    authorize,
+    authorize_member,
+    find_member,
+)
 
 DESCRIPTION_KEY = "description"
 LANGUAGE_KEY = "language"
@@ -31,6 +38,20 @@ class ConfigReport:
 
     models: tuple[ModelSpec, ...]
     warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectWithRole:
+    """A project as one reader sees it: with their own role in it.
+
+    Attributes:
+        project: The project.
+        role: The reader's project role; None for a lab admin who is not a member
+            (admins may do everything).
+    """
+
+    project: Project
+    role: Role | None
 
 
 @functools.lru_cache(maxsize=128)
@@ -121,25 +142,36 @@ def create_project(
 
 def list_projects(
     store: ProjectStore, principal: Principal, *, page: int, page_size: int
-) -> tuple[list[Project], int]:
+) -> tuple[list[ProjectWithRole], int]:
     """One page of the projects the principal may see (admins: all), and their total.
 
-    Walks every project: fine for the hundreds of projects a lab holds; a
-    per-user index belongs in the stores when that stops being true.
+    Each comes with the principal's role in it. Walks every project, asking the
+    store for the principal's memberships once per batch of projects (not once per
+    project): fine for the hundreds of projects a lab holds; a per-user index
+    belongs in the stores when that stops being true.
     """
     _check_paging(page, page_size)
     visible: list[Project] = []
+    roles: dict[int, Role] = {}
     token: str | None = None
     while True:
         batch = store.list_projects(limit=MAX_PAGE_SIZE, token=token)
-        for project in batch.items:
-            if principal.is_admin or find_member(store, project.id, principal.name):
-                visible.append(project)
+        if principal.is_admin:
+            visible.extend(batch.items)
+        else:
+            mine = store.get_memberships(principal.name, [p.id for p in batch.items])
+            roles.update((project_id, m.role) for project_id, m in mine.items())
+            visible.extend(p for p in batch.items if p.id in mine)
         if batch.next_token is None:
             break
         token = batch.next_token
     start = (page - 1) * page_size
-    return visible[start : start + page_size], len(visible)
+    shown = visible[start : start + page_size]
+    if principal.is_admin and shown:
+        # An admin sees every project; their role is only in those they are members of.
+        mine = store.get_memberships(principal.name, [p.id for p in shown])
+        roles = {project_id: m.role for project_id, m in mine.items()}
+    return [ProjectWithRole(p, roles.get(p.id)) for p in shown], len(visible)
 
 
 def _check_paging(page: int, page_size: int) -> None:
@@ -154,6 +186,14 @@ def get_project(store: ProjectStore, principal: Principal, project_id: int) -> P
     return authorize(store, principal, project_id, ANY_MEMBER, "reading the project")
 
 
+def read_project(store: ProjectStore, principal: Principal, project_id: int) -> ProjectWithRole:
+    """A project any member (or an admin) may read, with the reader's role in it."""
+    project, member = authorize_member(
+        store, principal, project_id, ANY_MEMBER, "reading the project"
+    )
+    return ProjectWithRole(project, None if member is None else member.role)
+
+
 def update_project(
     store: ProjectStore,
     principal: Principal,
@@ -162,16 +202,22 @@ def update_project(
     name: str | None = None,
     description: str | None = None,
     language: str | None = None,
-) -> Project:
-    """Rename a project, change its description or language (Owner, Manager, admin)."""
-    project = authorize(store, principal, project_id, MANAGERS, "changing the project")
+) -> ProjectWithRole:
+    """Rename a project, change its description or language (Owner, Manager, admin).
+
+    Returns:
+        The project as stored after, with the caller's role in it.
+    """
+    project, member = authorize_member(
+        store, principal, project_id, MANAGERS, "changing the project"
+    )
     settings = dict(project.settings)
     if description is not None:
         settings[DESCRIPTION_KEY] = description
     if language is not None:
         settings[LANGUAGE_KEY] = check_language(language)
     changed = replace(project, name=project.name if name is None else name, settings=settings)
-    return store.update_project(changed)
+    return ProjectWithRole(store.update_project(changed), None if member is None else member.role)
 
 
 def delete_project(store: ProjectStore, principal: Principal, project_id: int) -> None:

@@ -64,8 +64,18 @@ def lambdas(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         get_settings.cache_clear()
 
 
-def _invoke(handler: Any, method: str, path: str, body: Any = None, query: str = "") -> Any:
-    event = http_api_event(method, path, claims=ANN, body=body)
+ADMIN = {"username": "root", "cognito:groups": "[admin]"}
+
+
+def _invoke(
+    handler: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: str = "",
+    claims: dict[str, Any] = ANN,
+) -> Any:
+    event = http_api_event(method, path, claims=claims, body=body)
     event["rawQueryString"] = query
     response = handler(event, lambda_context())
     return response["statusCode"], json.loads(response["body"] or "null")
@@ -91,6 +101,43 @@ def test_projects_and_tasks_through_the_projects_function(lambdas: Any) -> None:
     assert status == 200
     assert page["total"] == 3
     assert [t["id"] for t in page["items"]] == imported["task_ids"][2:]
+
+
+def test_the_serverless_lab_tells_callers_who_they_are_and_their_role_in_each_project(
+    lambdas: Any,
+) -> None:
+    status, system = _invoke(lambdas.system_handler, "GET", "/api/v1/system")
+    assert (status, system["user"]) == (200, {"name": "ann", "role": "user"})
+    status, system = _invoke(lambdas.system_handler, "GET", "/api/v1/system", claims=ADMIN)
+    assert (status, system["user"]) == (200, {"name": "root", "role": "admin"})
+    for name in ("Mine", "Theirs"):
+        status, created = _invoke(
+            lambdas.projects_handler,
+            "POST",
+            "/api/v1/projects",
+            {"name": name, "labeling_config": TEXT_CONFIG},
+            claims=ANN if name == "Mine" else ADMIN,
+        )
+        assert (status, created["my_role"]) == (201, "Owner")
+    theirs = created["id"]
+    _invoke(
+        lambdas.projects_handler,
+        "PUT",
+        f"/api/v1/projects/{theirs}/members",
+        {"user": "ann", "role": "Annotator"},
+        claims=ADMIN,
+    )
+    # The roles come from the table (one BatchGetItem), as the store contract pins.
+    status, page = _invoke(lambdas.projects_handler, "GET", "/api/v1/projects")
+    assert status == 200
+    assert {p["name"]: p["my_role"] for p in page["items"]} == {
+        "Mine": "Owner",
+        "Theirs": "Annotator",
+    }
+    status, page = _invoke(lambdas.projects_handler, "GET", "/api/v1/projects", claims=ADMIN)
+    assert {p["name"]: p["my_role"] for p in page["items"]} == {"Mine": None, "Theirs": "Owner"}
+    status, project = _invoke(lambdas.projects_handler, "GET", f"/api/v1/projects/{theirs}")
+    assert (status, project["my_role"]) == (200, "Annotator")
 
 
 def test_each_function_serves_only_its_routes(lambdas: Any) -> None:

@@ -230,33 +230,78 @@ def test_from_a_config_to_a_trained_model_under_the_cost_banner(
     page.get_by_role("link", name="Models").click()
     page.get_by_role("link", name=f"project{project_id}-assertion").click()
     page.get_by_role("heading", name="Version 1").wait_for()
+    # A lab admin may download and deploy any model.
+    page.get_by_role("button", name="Download v1 (zip)").wait_for()
+    deploy = f"Deploy project{project_id}-assertion v1 into project {project_id}"
+    assert page.get_by_role("button", name=deploy).is_visible()
     screenshot(page, "model")
 
 
-def test_an_annotator_is_shown_the_apis_refusals(page: Page, served_lab: ServedLab) -> None:
+def _new_user(lab: ServedLab, name: str) -> ServedLab:
+    """A lab user (not an admin) made with the CLI, as the lab seen with their token."""
     created = subprocess.run(
-        [sys.executable, "-m", "annotrain.cli", "users", "create", "ann", "--role", "user",
-         "--data-dir", str(served_lab.data_dir)],
+        [sys.executable, "-m", "annotrain.cli", "users", "create", name, "--role", "user",
+         "--data-dir", str(lab.data_dir)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    ann = created.stdout.strip().splitlines()[-1]
-    project = _api(served_lab, "POST", "/projects", {"name": "Shared", "labeling_config": CONFIG})
-    _api(
-        served_lab,
-        "PUT",
-        f"/projects/{project['id']}/members",
-        {"user": "ann", "role": "Annotator"},
+    return ServedLab(lab.url, lab.data_dir, created.stdout.strip().splitlines()[-1])
+
+
+def test_an_annotator_is_not_offered_what_their_role_cannot_do_and_an_owner_is(
+    page: Page, served_lab: ServedLab
+) -> None:
+    owner, annotator = _new_user(served_lab, "olga"), _new_user(served_lab, "ann")
+    project = _api(owner, "POST", "/projects", {"name": "Shared", "labeling_config": CONFIG})
+    _api(owner, "PUT", f"/projects/{project['id']}/members", {"user": "ann", "role": "Annotator"})
+    refused: list[str] = []
+    page.on(
+        "response",
+        lambda answer: (
+            refused.append(f"{answer.status} {answer.url}") if answer.status in (403, 404) else None
+        ),
     )
-    _sign_in(page, ServedLab(served_lab.url, served_lab.data_dir, ann))
-    page.goto(f"{served_lab.url}/#/projects/{project['id']}/train")
-    page.get_by_role("button", name="Start training").click()
-    alert = page.get_by_role("alert")
-    alert.wait_for()
-    assert "not allowed" in alert.inner_text()
-    assert "403 forbidden" in alert.inner_text()
-    screenshot(page, "train-forbidden")
+    at = f"{served_lab.url}/#/projects/{project['id']}"
+
+    _sign_in(page, annotator)
+    assert "ann" in page.get_by_test_id("signed-in-as").inner_text()
+    page.goto(at + "/train")
+    note = page.get_by_test_id("train-role-note")
+    assert note.inner_text() == (
+        "Starting a training takes the Owner or Manager role; you are an Annotator."
+    )
+    page.get_by_role("heading", name="History").wait_for()
+    assert page.get_by_role("button", name="Start training").count() == 0
+    assert page.get_by_label("Epochs").count() == 0
+    screenshot(page, "train-annotator")
+    page.goto(at + "/config")
+    assert page.get_by_test_id("config-role-note").inner_text() == (
+        "Changing the labeling config takes the Owner or Manager role; you are an Annotator."
+    )
+    assert '<Label value="Drug"/>' in page.get_by_test_id("config-text").inner_text()
+    assert page.get_by_label("Labeling config (Label Studio XML)").count() == 0
+    assert page.get_by_role("button", name="Save config").count() == 0
+    assert page.get_by_test_id("my-role").inner_text() == "your role: Annotator"
+    screenshot(page, "config-annotator")
+    page.get_by_role("link", name="Import").click()
+    page.get_by_test_id("import-role-note").wait_for()
+    assert page.get_by_label("Files", exact=True).count() == 0
     page.get_by_role("link", name="License").click()
-    page.get_by_text("Only lab admins see the license documents.").wait_for()
+    page.get_by_text("Only lab admins see the license documents").wait_for()
+    # The console asked for nothing the annotator may not have: no 403, no 404.
+    assert refused == []
+
+    page.get_by_role("button", name="Sign out").click()
+    _sign_in(page, owner)
+    page.goto(at + "/train")
+    page.get_by_role("button", name="Start training").wait_for()
+    assert page.get_by_label("Epochs").is_visible()
+    assert page.get_by_test_id("train-role-note").count() == 0
+    page.goto(at + "/config")
+    page.get_by_role("button", name="Save config").wait_for()
+    assert page.get_by_label("Labeling config (Label Studio XML)").is_editable()
+    assert page.get_by_test_id("config-role-note").count() == 0
+    assert page.get_by_test_id("my-role").inner_text() == "your role: Owner"
+    assert refused == []
 
 
 def test_the_banner_goes_when_no_payg_license_is_in_force(

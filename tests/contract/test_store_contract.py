@@ -126,6 +126,36 @@ def test_members_are_upserted_listed_by_name_and_removed(store: Any) -> None:
     assert [m.user for m in store.list_members(project.id).items] == ["ana"]
 
 
+def test_a_users_memberships_of_many_projects_come_back_by_project(store: Any) -> None:
+    owned, managed, elsewhere, removed = (new_project(store, f"p{i}").id for i in range(4))
+    store.put_member(owned, Member("ben", Role.OWNER))
+    store.put_member(managed, Member("ben", Role.MANAGER, 7))
+    store.put_member(elsewhere, Member("ana", Role.ANNOTATOR))
+    store.put_member(removed, Member("ben", Role.REVIEWER))
+    store.remove_member(removed, "ben")
+    gone = new_project(store, "deleted").id
+    store.put_member(gone, Member("ben", Role.OWNER))
+    store.delete_project(gone)
+    asked = [owned, managed, elsewhere, removed, gone, 987654, managed]
+    assert store.get_memberships("ben", asked) == {
+        owned: Member("ben", Role.OWNER),
+        managed: Member("ben", Role.MANAGER, 7),
+    }
+    assert store.get_memberships("ana", asked) == {elsewhere: Member("ana", Role.ANNOTATOR)}
+    assert store.get_memberships("cy", asked) == {}
+    assert store.get_memberships("ben", []) == {}
+
+
+def test_memberships_of_more_projects_than_one_batch_holds_are_all_found(store: Any) -> None:
+    # Past DynamoDB's 100 keys per BatchGetItem: the adapter asks in several batches.
+    ids = [new_project(store, f"p{i}").id for i in range(130)]
+    for i, project_id in enumerate(ids):
+        if i % 3 == 0:
+            store.put_member(project_id, Member("ben", Role.ANNOTATOR, i))
+    found = store.get_memberships("ben", ids)
+    assert found == {p: Member("ben", Role.ANNOTATOR, i) for i, p in enumerate(ids) if i % 3 == 0}
+
+
 def test_deleting_a_project_deletes_its_tasks(store: Any) -> None:
     project = new_project(store)
     (task,) = store.add_tasks(project.id, [sample_task()])

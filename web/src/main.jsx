@@ -11,6 +11,7 @@ import { TrainPage, TrainingPage, ComparePage } from './pages/train.jsx';
 import { ModelsPage, ModelPage } from './pages/models.jsx';
 import { ServersPage } from './pages/servers.jsx';
 import { LicensePage } from './pages/license.jsx';
+import { SessionProvider } from './roles.jsx';
 
 // Hash routes: static hosting needs no rewrites, and ids are all a URL carries.
 function parseRoute() {
@@ -92,6 +93,10 @@ function Shell({ system, session }) {
         </nav>
         <span class="who">
           <span class="muted">{system.mode === 'serverless' ? 'serverless' : 'single node'} · v{system.version}</span>
+          <span data-testid="signed-in-as">
+            <span class="sr-only">Signed in as </span>{system.user.name}
+            <span class="muted"> ({system.user.role === 'admin' ? 'lab admin' : 'user'})</span>
+          </span>
           <button type="button" class="link" onClick={() => { signOut(); location.hash = '#/'; }}>Sign out</button>
         </span>
       </header>
@@ -206,7 +211,7 @@ function App() {
     return <SignIn config={config} onDone={(s) => { setSystem(s); setError(null); }} />;
   }
   if (!system) return error ? <main><ErrorBox error={error} what="The lab" /></main> : <p class="muted">Loading…</p>;
-  return <Shell system={system} session={session} />;
+  return <SessionProvider system={system}><Shell system={system} session={session} /></SessionProvider>;
 }
 
 render(<App />, document.getElementById('app'));

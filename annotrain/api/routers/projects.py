@@ -23,6 +23,7 @@ from annotrain.api.schemas import (
     config_out,
     project_out,
 )
+from annotrain.domain.tasks import Role
 from annotrain.ports import MAX_PAGE_SIZE
 from annotrain.services import projects
 
@@ -45,7 +46,7 @@ def create_project(body: ProjectCreate, user: CurrentUser, store: Store, clock: 
         description=body.description,
         language=body.language,
     )
-    return project_out(project)
+    return project_out(project, Role.OWNER)  # its creator is made its Owner
 
 
 @router.post("/check-config", responses=error_responses(413))
@@ -63,17 +64,21 @@ def list_projects(
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
 ) -> ProjectPage:
-    """List the projects you are a member of (admins: all), oldest first."""
+    """List the projects you are a member of (admins: all), oldest first, with your role."""
     items, total = projects.list_projects(store, user, page=page, page_size=page_size)
     return ProjectPage(
-        items=[project_out(p) for p in items], total=total, page=page, page_size=page_size
+        items=[project_out(p.project, p.role) for p in items],
+        total=total,
+        page=page,
+        page_size=page_size,
     )
 
 
 @router.get("/{project_id}", responses=IN_PROJECT)
 def read_project(project_id: ProjectId, user: CurrentUser, store: Store) -> ProjectOut:
-    """Read a project."""
-    return project_out(projects.get_project(store, user, project_id))
+    """Read a project, with your role in it."""
+    seen = projects.read_project(store, user, project_id)
+    return project_out(seen.project, seen.role)
 
 
 @router.patch("/{project_id}", responses=CHANGING)
@@ -81,7 +86,7 @@ def update_project(
     project_id: ProjectId, body: ProjectUpdate, user: CurrentUser, store: Store
 ) -> ProjectOut:
     """Rename a project or change its description."""
-    project = projects.update_project(
+    changed = projects.update_project(
         store,
         user,
         project_id,
@@ -89,7 +94,7 @@ def update_project(
         description=body.description,
         language=body.language,
     )
-    return project_out(project)
+    return project_out(changed.project, changed.role)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT, responses=IN_PROJECT)

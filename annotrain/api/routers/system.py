@@ -1,4 +1,4 @@
-"""``/api/v1/system``: what the lab is, what it runs on, and its license."""
+"""``/api/v1/system``: who is asking, what the lab is, what it runs on, and its license."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from annotrain import __version__
 from annotrain.api.deps import AppSettings, CurrentUser, GpuCheck, Grants
 from annotrain.api.errors import error_responses
-from annotrain.api.schemas import SystemOut
+from annotrain.api.schemas import SystemOut, user_out
 from annotrain.services.system import gpu_text, gpu_usable
 
 router = APIRouter(prefix="/system", tags=["system"], responses=error_responses(401, 503))
@@ -17,10 +17,11 @@ router = APIRouter(prefix="/system", tags=["system"], responses=error_responses(
 def read_system(
     user: CurrentUser, settings: AppSettings, gpu_probe: GpuCheck, grants: Grants
 ) -> SystemOut:
-    """Version, mode, GPU ("GPU Resource Available" with a GPU and useGPU on), license."""
+    """You (name, lab role); version, mode, GPU ("GPU Resource Available" or "no GPU"), license."""
     usable = gpu_usable(gpu_probe, settings.use_gpu)
     grant = grants.get()
     return SystemOut(
+        user=user_out(user),
         version=__version__,
         mode=settings.mode.value,
         gpu_available=usable,

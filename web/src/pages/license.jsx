@@ -1,14 +1,16 @@
 import { ErrorBox, Loading, useApi, when } from '../ui.jsx';
+import { useIsAdmin } from '../roles.jsx';
 
 export function LicensePage({ system }) {
-  const licenses = useApi('/licenses');
+  // The license documents are for lab admins (GET /licenses answers others 403): not asked for otherwise.
+  const admin = useIsAdmin();
+  const licenses = useApi(admin ? '/licenses' : null);
   return (
     <>
       <p class="lead">In force now: <strong>{system.license || 'none'}</strong>{system.license_scopes.length ? ` — scopes ${system.license_scopes.join(', ')}` : ''}</p>
-      {licenses.error && licenses.error.status === 403
-        ? <p role="status">Only lab admins see the license documents.</p>
-        : <ErrorBox error={licenses.error} what="Licenses" />}
-      {licenses.loading && !licenses.data ? <Loading what="licenses" /> : null}
+      {!admin ? <p class="role-note" data-testid="license-role-note">Only lab admins see the license documents; you are signed in as {system.user.name}, a user.</p> : null}
+      <ErrorBox error={licenses.error} what="Licenses" />
+      {admin && licenses.loading && !licenses.data ? <Loading what="licenses" /> : null}
       {licenses.data ? (
         <section aria-labelledby="lic-h">
           <h2 id="lic-h">Licenses</h2>

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { download } from '../api.js';
 import { ConfusionMatrix, PerLabelTable } from '../charts.jsx';
 import { ErrorBox, Loading, link, score, useApi, when } from '../ui.jsx';
+import { MANAGERS, RoleNote, allows, refuses, useProjectAccess } from '../roles.jsx';
 import { DeployButton } from './train.jsx';
 
 export function ModelsPage() {
@@ -41,20 +42,36 @@ export function ModelsPage() {
 
 export function ModelPage({ name }) {
   const model = useApi(`/models/${encodeURIComponent(name)}`);
-  const [error, setError] = useState(null);
-  const [target, setTarget] = useState('');
   if (model.error) return <ErrorBox error={model.error} what="The model" />;
   if (!model.data) return <Loading what="the model" />;
-  const m = model.data;
-  const history = [...(m.history || [])].sort((a, b) => b.version - a.version);
+  return <ModelVersions name={name} model={model.data} />;
+}
+
+function ModelVersions({ name, model: m }) {
+  const [error, setError] = useState(null);
+  const [target, setTarget] = useState('');
   const projectId = target.trim() || String(m.project_id);
+  const validTarget = /^[1-9]\d{0,17}$/.test(projectId);
+  // Downloading takes Owner or Manager in the model's project; deploying, in the project it goes into.
+  const home = useProjectAccess(m.project_id);
+  const there = useProjectAccess(validTarget ? projectId : null);
+  const mayDownload = allows(home, MANAGERS);
+  const mayDeploy = validTarget && !there.error && allows(there, MANAGERS);
+  const history = [...(m.history || [])].sort((a, b) => b.version - a.version);
   return (
     <>
       <p><a href="#/models">← Models</a></p>
       <p class="lead"><strong>{m.kind}</strong> of project <a href={link('projects', m.project_id)}>{m.project_id}</a>: {(m.labels || []).join(', ')}</p>
+      {refuses(home, MANAGERS) ? <RoleNote doing="Downloading a model" roles={MANAGERS} role={home.role} where="in its project" /> : null}
       <div class="field narrow">
         <label for="deploy-target">Deploy into project (id)</label>
-        <input id="deploy-target" inputMode="numeric" placeholder={String(m.project_id)} value={target} onInput={(e) => setTarget(e.currentTarget.value)} />
+        <input id="deploy-target" inputMode="numeric" placeholder={String(m.project_id)} value={target}
+          aria-describedby="deploy-target-note" onInput={(e) => setTarget(e.currentTarget.value)} />
+        <div id="deploy-target-note" aria-live="polite">
+          {!validTarget ? <p class="help">A project id is a whole number, such as {m.project_id}.</p> : null}
+          {validTarget && there.error ? <p class="help">You are not a member of project {projectId}, or there is none: you cannot deploy there.</p> : null}
+          {validTarget && refuses(there, MANAGERS) ? <RoleNote doing={`Deploying into project ${projectId}`} roles={MANAGERS} role={there.role} /> : null}
+        </div>
       </div>
       <ErrorBox error={error} what="Downloading" />
       {history.map((v) => (
@@ -69,8 +86,8 @@ export function ModelPage({ name }) {
             <details><summary>Confusion matrix</summary><ConfusionMatrix matrix={v.metrics.confusion_matrix} /></details>
           ) : null}
           <div class="row">
-            <button type="button" class="secondary" onClick={() => download(`/models/${encodeURIComponent(name)}/download`, { version: v.version }, `${name}-v${v.version}.zip`).catch(setError)}>Download v{v.version} (zip)</button>
-            <DeployButton projectId={projectId} name={name} version={v.version} />
+            {mayDownload ? <button type="button" class="secondary" onClick={() => download(`/models/${encodeURIComponent(name)}/download`, { version: v.version }, `${name}-v${v.version}.zip`).catch(setError)}>Download v{v.version} (zip)</button> : null}
+            {mayDeploy ? <DeployButton projectId={projectId} name={name} version={v.version} /> : null}
           </div>
         </section>
       ))}

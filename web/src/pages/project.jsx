@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, download } from '../api.js';
 import { ErrorBox, Loading, link, useApi } from '../ui.jsx';
+import { MANAGERS, RoleNote, allows, useIsAdmin } from '../roles.jsx';
 import { ConfigEditor, ImpliedModels } from './config.jsx';
 
 const TABS = [
@@ -11,6 +12,8 @@ const TABS = [
 
 export function ProjectPage({ projectId, tab }) {
   const project = useApi(`/projects/${projectId}`);
+  const admin = useIsAdmin();
+  const access = { admin, role: project.data ? project.data.my_role : null };
   return (
     <>
       <ErrorBox error={project.error} what="The project" />
@@ -18,6 +21,7 @@ export function ProjectPage({ projectId, tab }) {
         <p class="lead">
           <strong>{project.data.name}</strong> · {project.data.language}
           {project.data.description ? ` · ${project.data.description}` : ''}
+          {' · '}<span data-testid="my-role">{roleLine(access)}</span>
         </p>
       ) : null}
       <nav aria-label="Project" class="tabs">
@@ -30,15 +34,26 @@ export function ProjectPage({ projectId, tab }) {
           <li><a href={link('projects', projectId, 'train')}>Train</a></li>
         </ul>
       </nav>
-      {tab === 'config' ? <ConfigTab projectId={projectId} /> : null}
-      {tab === 'tasks' ? <TasksTab projectId={projectId} /> : null}
-      {tab === 'import' ? <ImportTab projectId={projectId} /> : null}
+      {!project.data ? (project.error ? null : <Loading what="the project" />) : (
+        <>
+          {tab === 'config' ? <ConfigTab projectId={projectId} access={access} /> : null}
+          {tab === 'tasks' ? <TasksTab projectId={projectId} /> : null}
+          {tab === 'import' ? <ImportTab projectId={projectId} access={access} /> : null}
+        </>
+      )}
     </>
   );
 }
 
-function ConfigTab({ projectId }) {
+/** "your role: Annotator", or what a lab admin outside the project is. */
+function roleLine(access) {
+  if (access.role) return `your role: ${access.role}${access.admin ? ' (and lab admin)' : ''}`;
+  return access.admin ? 'you are a lab admin (not a member)' : '';
+}
+
+function ConfigTab({ projectId, access }) {
   const config = useApi(`/projects/${projectId}/config`);
+  const mayEdit = allows(access, MANAGERS);
   const [draft, setDraft] = useState(null);
   const [saved, setSaved] = useState(null);
   const [error, setError] = useState(null);
@@ -64,12 +79,22 @@ function ConfigTab({ projectId }) {
       <h2 id="config-h">Labeling config</h2>
       <h3>Models it implies now</h3>
       <ImpliedModels result={config.data} />
-      <form onSubmit={save} class="stack">
-        <ConfigEditor id="config-edit" value={draft} onChange={setDraft} />
-        <div><button type="submit" disabled={draft === config.data.labeling_config}>Save config</button></div>
-      </form>
-      {saved ? <p role="status">Saved.</p> : null}
-      <ErrorBox error={error} what="Saving the config" />
+      {mayEdit ? (
+        <>
+          <form onSubmit={save} class="stack">
+            <ConfigEditor id="config-edit" value={draft} onChange={setDraft} />
+            <div><button type="submit" disabled={draft === config.data.labeling_config}>Save config</button></div>
+          </form>
+          {saved ? <p role="status">Saved.</p> : null}
+          <ErrorBox error={error} what="Saving the config" />
+        </>
+      ) : (
+        <>
+          <RoleNote doing="Changing the labeling config" roles={MANAGERS} role={access.role} testId="config-role-note" />
+          <h3 id="config-text-h">The config (Label Studio XML)</h3>
+          <pre class="config-text" tabIndex={0} aria-labelledby="config-text-h" data-testid="config-text">{config.data.labeling_config}</pre>
+        </>
+      )}
     </section>
   );
 }
@@ -172,7 +197,19 @@ function TasksTab({ projectId }) {
   );
 }
 
-function ImportTab({ projectId }) {
+function ImportTab({ projectId, access }) {
+  if (!allows(access, MANAGERS)) {
+    return (
+      <section aria-labelledby="import-h">
+        <h2 id="import-h">Import tasks</h2>
+        <RoleNote doing="Importing tasks" roles={MANAGERS} role={access.role} testId="import-role-note" />
+      </section>
+    );
+  }
+  return <ImportForm projectId={projectId} />;
+}
+
+function ImportForm({ projectId }) {
   const [files, setFiles] = useState([]);
   const [textSplit, setTextSplit] = useState('line');
   const [result, setResult] = useState(null);

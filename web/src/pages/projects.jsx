@@ -34,12 +34,13 @@ function ProjectTable({ items }) {
       <table>
         <caption class="sr-only">Projects</caption>
         <thead>
-          <tr><th scope="col">Project</th><th scope="col">Language</th><th scope="col">Created</th><th scope="col">By</th></tr>
+          <tr><th scope="col">Project</th><th scope="col">Your role</th><th scope="col">Language</th><th scope="col">Created</th><th scope="col">By</th></tr>
         </thead>
         <tbody>
           {items.map((p) => (
             <tr key={p.id}>
               <td><a href={link('projects', p.id)}>{p.name}</a>{p.description ? <div class="muted">{p.description}</div> : null}</td>
+              <td>{p.my_role || <span class="muted">not a member</span>}</td>
               <td>{p.language}</td>
               <td>{when(p.created_at)}</td>
               <td>{p.created_by}</td>

@@ -1,12 +1,25 @@
 import { useState } from 'preact/hooks';
 import { call } from '../api.js';
 import { ErrorBox, Loading, link, useApi, usePoll, when } from '../ui.jsx';
+import { MANAGERS, allows, rolesText, useIsAdmin } from '../roles.jsx';
 
 const KINDS = { train: 'training', preannotate: 'pre-annotation', ocr: 'OCR' };
 
 export function ServersPage({ system }) {
   const servers = useApi('/servers');
   usePoll(servers.reload, 5000, true);
+  // Stopping a job takes Owner or Manager of its project (or a lab admin): your role in
+  // each of your projects, from one listing (admins need none).
+  const admin = useIsAdmin();
+  const mine = useApi(admin ? null : '/projects', { page_size: 1000 });
+  const roles = new Map(((mine.data && mine.data.items) || []).map((p) => [p.id, p.my_role]));
+  function mayStop(server) {
+    if (admin) return true;
+    // A project not in the listing (joined since it was read, or past its 1000 projects):
+    // offer it, and let the API decide.
+    if (!roles.has(server.project_id)) return true;
+    return allows({ admin, role: roles.get(server.project_id) }, MANAGERS);
+  }
   const [error, setError] = useState(null);
   async function stop(runId) {
     setError(null);
@@ -46,7 +59,11 @@ export function ServersPage({ system }) {
                         <td>{when(s.since)}</td>
                         <td>{s.started_by}</td>
                         <td class="clip">{s.host}</td>
-                        <td><button type="button" class="danger" onClick={() => stop(s.run_id)}>Stop</button></td>
+                        <td>
+                          {!admin && !mine.data && !mine.error ? null : mayStop(s)
+                            ? <button type="button" class="danger" onClick={() => stop(s.run_id)} aria-label={`Stop job ${s.run_id.slice(0, 12)}`}>Stop</button>
+                            : <span class="muted">Stopping takes {rolesText(MANAGERS)} in project {s.project_id}</span>}
+                        </td>
                       </tr>
                     ))}
                   </tbody>

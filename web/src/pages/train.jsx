@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { call, download } from '../api.js';
 import { ErrorBox, Loading, StatusBadge, link, score, useApi, usePoll, when } from '../ui.jsx';
 import { ConfusionMatrix, LearningCurve, PerLabelTable } from '../charts.jsx';
+import { MANAGERS, RoleNote, allows, refuses, useProjectAccess } from '../roles.jsx';
 
 const BASE_MODELS = [
   ['', 'the language’s default'],
@@ -11,15 +12,31 @@ const BASE_MODELS = [
 const ACTIVE = ['queued', 'running'];
 
 export function TrainPage({ projectId, system }) {
-  const config = useApi(`/projects/${projectId}/config`);
+  const access = useProjectAccess(projectId);
+  const mayTrain = allows(access, MANAGERS);
+  const config = useApi(mayTrain ? `/projects/${projectId}/config` : null);
   const history = useApi(`/projects/${projectId}/trainings`, { page_size: 50 });
   const running = history.data && history.data.items.some((r) => ACTIVE.includes(r.status));
   usePoll(history.reload, 3000, running);
+  let form;
+  if (access.error) form = <ErrorBox error={access.error} what="The project" />;
+  else if (mayTrain) {
+    if (config.error) form = <ErrorBox error={config.error} what="The project" />;
+    else if (!config.data) form = <Loading what="the project" />;
+    else form = <TrainForm projectId={projectId} config={config.data} system={system} />;
+  } else if (!access.loaded) form = <Loading what="the project" />;
+  else {
+    form = (
+      <section aria-labelledby="train-h">
+        <h2 id="train-h">Start a training</h2>
+        <RoleNote doing="Starting a training" roles={MANAGERS} role={access.role} testId="train-role-note" />
+      </section>
+    );
+  }
   return (
     <>
       <p><a href={link('projects', projectId)}>← Project {projectId}</a></p>
-      <ErrorBox error={config.error} what="The project" />
-      {config.data ? <TrainForm projectId={projectId} config={config.data} system={system} /> : <Loading what="the project" />}
+      {form}
       <History projectId={projectId} history={history} />
     </>
   );
@@ -182,20 +199,23 @@ function microOf(run) {
 
 export function TrainingPage({ trainingId }) {
   const run = useApi(`/trainings/${trainingId}`);
+  const access = useProjectAccess(run.data ? run.data.project_id : null);
   const active = run.data && ACTIVE.includes(run.data.status);
   usePoll(run.reload, 1500, active);
   if (run.error && !run.data) return <ErrorBox error={run.error} what="The training" />;
   if (!run.data) return <Loading what="the training" />;
   const r = run.data;
+  const manages = allows(access, MANAGERS);
   return (
     <>
       <p><a href={link('projects', r.project_id, 'train')}>← Trainings of project {r.project_id}</a></p>
       <ErrorBox error={run.error} what="Refreshing" />
       <Progress run={r} />
       <RunFacts run={r} />
-      {active ? <CancelButton run={r} onDone={run.reload} /> : null}
+      {active && manages ? <CancelButton run={r} onDone={run.reload} /> : null}
+      {active && refuses(access, MANAGERS) ? <RoleNote doing="Cancelling a training" roles={MANAGERS} role={access.role} /> : null}
       <Log trainingId={trainingId} active={active} />
-      {r.status === 'succeeded' ? <Result run={r} /> : null}
+      {r.status === 'succeeded' ? <Result run={r} access={access} /> : null}
       {r.history && r.history.length ? <LearningCurve history={r.history} /> : null}
     </>
   );
@@ -267,12 +287,14 @@ function Log({ trainingId, active }) {
   );
 }
 
-function Result({ run }) {
+function Result({ run, access }) {
   const models = (run.metrics && run.metrics.models) || {};
   const deploys = (run.metrics && run.metrics.deploy) || [];
+  const mayDeploy = allows(access, MANAGERS);
   return (
     <section aria-labelledby="result-h">
       <h2 id="result-h">Result</h2>
+      {refuses(access, MANAGERS) ? <RoleNote doing="Deploying a model into the project" roles={MANAGERS} role={access.role} /> : null}
       {deploys.length ? (
         <ul>
           {deploys.map((d, i) => <li key={i}><code>{d.model}</code>: {d.deployed ? 'deployed' : 'not deployed'} ({d.why})</li>)}
@@ -288,7 +310,7 @@ function Result({ run }) {
               <ConfusionMatrix matrix={metrics.confusion_matrix} />
             </details>
           ) : null}
-          <DeployButton projectId={run.project_id} name={name} />
+          {mayDeploy ? <DeployButton projectId={run.project_id} name={name} /> : null}
         </article>
       ))}
     </section>
