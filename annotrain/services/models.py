@@ -23,7 +23,7 @@ from annotrain.domain.errors import ConflictError, InvalidRequestError, NotFound
 from annotrain.domain.records import ModelEntry, Project
 from annotrain.domain.tasks import Role
 from annotrain.ports import MAX_PAGE_SIZE, BlobInfo, BlobStore, ModelStore, ProjectStore
-from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize, find_member
+from annotrain.services.access import ANY_MEMBER, MANAGERS, Principal, authorize
 from annotrain.services.archives import blob_files, zip_stream
 
 _MAX_RETRIES = 20
@@ -56,13 +56,15 @@ def list_models(
     """
     if project_id is not None:
         authorize(store, principal, project_id, ANY_MEMBER, "listing models")
-    visible: dict[int, bool] = {}
+    entries = list(iter_models(store, project_id))
+    if not principal.is_admin:
+        # One store call for every project with a model; the models of a project that
+        # went stay in the registry, readable by admins only.
+        member_of = store.get_memberships(principal.name, {e.project_id for e in entries})
+        entries = [e for e in entries if e.project_id in member_of]
     grouped: dict[str, list[ModelEntry]] = {}
-    for entry in iter_models(store, project_id):
-        if entry.project_id not in visible:
-            visible[entry.project_id] = _can_read(store, principal, entry.project_id)
-        if visible[entry.project_id]:
-            grouped.setdefault(entry.name, []).append(entry)
+    for entry in entries:
+        grouped.setdefault(entry.name, []).append(entry)
     return [sorted(v, key=lambda e: e.version) for _, v in sorted(grouped.items())]
 
 
@@ -221,15 +223,6 @@ def _version(store: ModelStore, name: str, version: int) -> ModelEntry:
         return store.get_model(name, version)
     except NotFoundError:
         raise NotFoundError("model version", f"{name} v{version}") from None
-
-
-def _can_read(store: ProjectStore, principal: Principal, project_id: int) -> bool:
-    if principal.is_admin:
-        return True
-    try:
-        return find_member(store, project_id, principal.name) is not None
-    except NotFoundError:  # the project went; its models stay in the registry
-        return False
 
 
 def _zip_stream(blobs: BlobStore, entry: ModelEntry, files: list[BlobInfo]) -> Iterator[bytes]:

@@ -22,7 +22,7 @@ from annotrain.ports import (
     RunStore,
     ServerStore,
 )
-from annotrain.services.access import MANAGERS, Principal, authorize, find_member
+from annotrain.services.access import MANAGERS, Principal, authorize
 from annotrain.services.licenses import Licensing, active_runs
 
 _CLASS_SCOPE = {ServerClass.TRAINING: Scope.TRAINING, ServerClass.PREANNOTATION: Scope.INFERENCE}
@@ -64,17 +64,16 @@ def server_capacity(
     """Per class: the limit the licenses in force set, and the runs that hold it."""
     grant = licensing.grant(store, clock.now())
     active = active_runs(store)
-    member_of: dict[int, bool] = {}
+    member_of = (
+        None
+        if principal.is_admin
+        else store.get_memberships(principal.name, {r.project_id for r in active})
+    )
     capacity: list[Capacity] = []
     for cls in ServerClass:
         limit, total, license_id = grant.limit_for(_CLASS_SCOPE[cls], cls)
         holders = [r for r in active if server_class(r.kind) is cls]
-        visible = []
-        for run in holders:
-            if not principal.is_admin and run.project_id not in member_of:
-                member_of[run.project_id] = _is_member(store, run.project_id, principal)
-            if principal.is_admin or member_of[run.project_id]:
-                visible.append(run.id)
+        visible = [r.id for r in holders if member_of is None or r.project_id in member_of]
         capacity.append(Capacity(cls, limit, total, license_id, len(holders), visible))
     return capacity
 
@@ -96,11 +95,10 @@ def list_servers(store: ServerRecords, principal: Principal) -> list[Server]:
         token = page.next_token
     if principal.is_admin:
         return servers
-    member_of: dict[int, bool] = {}
-    for server in servers:
-        if server.project_id not in member_of:
-            member_of[server.project_id] = _is_member(store, server.project_id, principal)
-    return [s for s in servers if member_of[s.project_id]]
+    # One store call for every project with a running job; a project that went while
+    # its job still runs has no members left, so its job is not shown.
+    member_of = store.get_memberships(principal.name, {s.project_id for s in servers})
+    return [s for s in servers if s.project_id in member_of]
 
 
 def stop_server(
@@ -123,10 +121,3 @@ def stop_server(
         raise JobRunnerUnavailableError("stop a job")
     runner.cancel(run_id)
     return store.get_run(run_id)
-
-
-def _is_member(store: ProjectStore, project_id: int, principal: Principal) -> bool:
-    try:
-        return find_member(store, project_id, principal.name) is not None
-    except NotFoundError:  # the project went while its job still runs
-        return False
