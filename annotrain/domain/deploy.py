@@ -14,9 +14,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from annotrain.domain.config import ControlTag, ProjectSchema, parse_labeling_config
+from annotrain.domain.config import ProjectSchema, parse_labeling_config
 from annotrain.domain.errors import InvalidRequestError
-from annotrain.domain.training_plan import ModelKind
+from annotrain.domain.training_plan import ModelKind, implied_models
 
 # Comments, CDATA, processing instructions and declarations pass through untouched;
 # start and end tags are read with their attributes.
@@ -135,30 +135,24 @@ def _kind_takes(kind: ModelKind, attributes: dict[str, str]) -> bool:
 def _controls_taken(schema: ProjectSchema, kind: ModelKind, classes: set[str]) -> set[str]:
     """The names of the controls whose options a model of ``kind`` may be named on.
 
-    A classifier: ``Choices`` whose every choice is one of its classes. Visual NER:
-    ``RectangleLabels``, and ``Labels`` on images. NER and assertion: ``Labels``
-    on anything else (text).
+    A classifier: every ``Choices`` whose choices are all among its classes. The
+    other kinds: the controls the training plan reads for that kind
+    (:func:`implied_models`: ``Labels`` on text for NER and assertion, labelled
+    rectangles on an image for Visual NER), so a model is named where its kind
+    learns from.
     """
+    if kind is not ModelKind.CLASSIFICATION:
+        return {name for s in implied_models(schema) if s.kind is kind for name in s.from_names}
     taken: set[str] = set()
     for name, control in schema.controls.items():
-        tag = control.result_type
-        if tag not in _CONTROLS_OF_KIND[kind]:
-            continue
-        if kind is ModelKind.CLASSIFICATION:
-            options = [o for o in control.options if not o.path]
-            if options and all((o.alias or o.value) in classes for o in options):
-                taken.add(name)
-        elif tag == "labels" and _on_images(schema, control) != (kind is ModelKind.VISUAL_NER):
-            continue
-        else:
+        options = [o for o in control.options if not o.path]
+        if (
+            control.result_type == "choices"
+            and options
+            and all((o.alias or o.value) in classes for o in options)
+        ):
             taken.add(name)
     return taken
-
-
-def _on_images(schema: ProjectSchema, control: ControlTag) -> bool:
-    """Whether every object the control draws on is an image."""
-    objects = [schema.object(name) for name in control.to_names]
-    return bool(objects) and all(o is not None and o.tag == "Image" for o in objects)
 
 
 def _attributes(text: str) -> dict[str, str]:

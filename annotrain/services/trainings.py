@@ -17,7 +17,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -730,11 +730,12 @@ def training_report(
     principal: Principal,
     training_id: str,
     *,
-    summary: bytes,
+    summarize: Callable[[Run], bytes],
 ) -> Iterator[bytes]:
     """A training's report as a zip archive, streamed (any member).
 
-    The archive holds ``training.json`` (``summary``: the run as the API shows it),
+    The archive holds ``training.json`` (``summarize(run)``: the run as the API
+    shows it, from the one read that also checked the caller's role),
     ``training.log`` (the log as the job wrote it) and, per model version the run
     registered, ``<model>-v<version>/annotrain.json`` (labels, parameters, metrics,
     history) and ``<model>-v<version>/plots/*.png`` (learning curve, confusion
@@ -746,7 +747,7 @@ def training_report(
     """
     run = _authorize_training(store, principal, training_id, ANY_MEMBER, "reading a report")
     texts = [
-        ("training.json", summary),
+        ("training.json", summarize(run)),
         ("training.log", read_run_log(blobs, run).encode("utf-8")),
     ]
     members: list[tuple[str, str]] = []

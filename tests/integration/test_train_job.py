@@ -145,11 +145,13 @@ def test_a_training_registers_uploads_scores_and_deploys_its_models(lab: Lab) ->
 
 def test_a_finished_trainings_report_holds_its_log_summary_scores_and_plots(lab: Lab) -> None:
     run_id = trained(lab, FakeTrainer(f1=0.8))
-    report = training_report(lab.store, lab.blobs, OWNER, run_id, summary=b'{"id": "x"}')
+    report = training_report(
+        lab.store, lab.blobs, OWNER, run_id, summarize=lambda run: run.id.encode()
+    )
 
     with zipfile.ZipFile(io.BytesIO(b"".join(report))) as archive:
         names = set(archive.namelist())
-        assert archive.read("training.json") == b'{"id": "x"}'
+        assert archive.read("training.json") == run_id.encode()
         assert "project1-ner v1 deployed" in archive.read("training.log").decode()
         description = json.loads(archive.read("project1-ner-v1/annotrain.json"))
         png = archive.read("project1-ner-v1/plots/ner-curve.png")

@@ -165,9 +165,10 @@ def download_training_report(
     """A training's report as a zip: ``training.json`` (this training as ``GET`` shows it),
     ``training.log``, and per model it registered ``annotrain.json`` (labels, parameters,
     metrics, history) and its PNG plots (learning curve, confusion matrices)."""
-    run = trainings.read_training(store, user, training_id)
-    summary = training_out(run).model_dump_json(indent=2).encode("utf-8")
-    body = trainings.training_report(store, blobs, user, training_id, summary=summary)
+    body = trainings.training_report(
+        store, blobs, user, training_id,
+        summarize=lambda run: training_out(run).model_dump_json(indent=2).encode("utf-8"),
+    )  # fmt: skip
     return StreamingResponse(
         body,
         media_type="application/zip",
